@@ -1,0 +1,280 @@
+package poll_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/socsync/socsync/internal/emulator"
+	"github.com/socsync/socsync/internal/graph"
+	"github.com/socsync/socsync/internal/incident"
+	"github.com/socsync/socsync/internal/ingest"
+	"github.com/socsync/socsync/internal/poll"
+	"github.com/socsync/socsync/internal/reconcile"
+	"github.com/socsync/socsync/internal/sentinel"
+	"github.com/socsync/socsync/internal/store"
+)
+
+// env is an emulator over HTTPS and a hub store, with targets built the way the hub builds them.
+type env struct {
+	e     *emulator.Emulator
+	srv   *emulator.Server
+	info  emulator.Info
+	store *store.Store
+	creds map[string]azcore.TokenCredential
+}
+
+func newEnv(t *testing.T, tenants int) *env {
+	t.Helper()
+	e, err := emulator.New(emulator.Options{Tenants: tenants, Seed: 1, IncidentsPerTenant: -1, CertTenants: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := emulator.Start(ctx, e, "127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); srv.Close(); e.Close(); st.Close() })
+	v := &env{e: e, srv: srv, info: e.Info(srv.URL, srv.CAFile), store: st, creds: map[string]azcore.TokenCredential{}}
+	var ts []store.Tenant
+	var ss []store.Source
+	for _, ti := range v.info.Tenants {
+		cred, err := azidentity.NewClientSecretCredential(ti.TenantID, ti.ClientID, ti.ClientSecret, &azidentity.ClientSecretCredentialOptions{
+			ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: srv.URL + "/"}, Transport: srv.Client()},
+			DisableInstanceDiscovery: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.creds[ti.TenantID] = cred
+		ts = append(ts, store.Tenant{ID: ti.TenantID, Name: ti.Name})
+		ss = append(ss, store.Source{TenantID: ti.TenantID, Kind: store.KindDefender})
+		for _, w := range ti.Sentinel {
+			ss = append(ss, store.Source{TenantID: ti.TenantID, Kind: store.KindSentinel, Workspace: w.SubscriptionID + "/" + w.ResourceGroup + "/" + w.Workspace})
+		}
+	}
+	if err := st.SyncTenants(ctx, ts, ss); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// resolve builds a stored source's target: its client with its tenant's credential.
+func (v *env) resolve(src store.Source) (poll.Target, error) {
+	var ti emulator.TenantInfo
+	for _, x := range v.info.Tenants {
+		if x.TenantID == src.TenantID {
+			ti = x
+		}
+	}
+	t := poll.Target{Source: ingest.Source{ID: src.ID, TenantID: src.TenantID, Kind: src.Kind, DefenderPolled: ti.Defender},
+		Idle: time.Hour, Hot: time.Hour}
+	cred := v.creds[src.TenantID]
+	if src.Kind == store.KindDefender {
+		c, err := graph.New(v.srv.URL, cred, v.srv.Client(), src.TenantID, nil)
+		t.Fetcher = poll.GraphFetcher{Client: c}
+		return t, err
+	}
+	for _, w := range ti.Sentinel {
+		if store.SourceID(src.TenantID, store.KindSentinel, w.SubscriptionID+"/"+w.ResourceGroup+"/"+w.Workspace) == src.ID {
+			c, err := sentinel.New(v.srv.URL, cred, v.srv.Client(), src.TenantID,
+				sentinel.Workspace{SubscriptionID: w.SubscriptionID, ResourceGroup: w.ResourceGroup, Workspace: w.Workspace}, &sentinel.Options{PageSize: 3})
+			t.Fetcher = poll.SentinelFetcher{Client: c}
+			return t, err
+		}
+	}
+	return t, fmt.Errorf("no workspace for %s", src.ID)
+}
+
+func (v *env) scheduler(t *testing.T, owner string) *poll.Scheduler {
+	t.Helper()
+	s, err := poll.New(poll.Config{Owner: owner, Workers: 4, Lease: 30 * time.Second, Overlap: time.Minute, Tick: 20 * time.Millisecond},
+		v.store, v.resolve, &ingest.Ingester{Policy: reconcile.DefaultPolicy()}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// pollAll makes every source due and runs a scheduler until each has been polled once more,
+// n times over.
+func (v *env) pollAll(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for range n {
+		before := map[string]int64{}
+		srcs, _ := v.store.Sources(ctx, store.AllTenants())
+		for _, s := range srcs {
+			before[s.ID] = s.Polls
+		}
+		if err := v.store.PollNow(ctx, store.AllTenants()); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { v.scheduler(t, "test").Run(rctx); close(done) }()
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			srcs, _ := v.store.Sources(ctx, store.AllTenants())
+			polled := 0
+			for _, s := range srcs {
+				if s.Polls > before[s.ID] {
+					polled++
+				}
+			}
+			if polled == len(srcs) {
+				break
+			}
+			if time.Now().After(deadline) {
+				for _, s := range srcs {
+					t.Logf("%s: polls %d, last error %q", s.ID, s.Polls, s.LastError)
+				}
+				t.Fatal("sources were not all polled")
+			}
+		}
+		cancel()
+		<-done
+	}
+}
+
+func (v *env) create(t *testing.T, tenant int, in emulator.NewIncident) emulator.Created {
+	t.Helper()
+	c, err := v.e.CreateIncident(v.info.Tenants[tenant].TenantID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (v *env) incidents(t *testing.T, tenant int) []store.StoredIncident {
+	t.Helper()
+	list, err := v.store.ListIncidents(context.Background(), store.Tenants(v.info.Tenants[tenant].TenantID), store.ListFilter{}, store.ListPage{}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func TestPoll_CollectsEveryIncidentOnceJoinsMirrorsAndRecordsMerges(t *testing.T) {
+	v := newEnv(t, 3)
+	ws2 := v.info.Tenants[2].Sentinel[1].Workspace
+	v.create(t, 0, emulator.NewIncident{Title: "d0-a", Where: "defender", Alerts: []emulator.NewAlert{{Title: "a1"}, {Title: "a2"}}})
+	d0b := v.create(t, 0, emulator.NewIncident{Title: "d0-b", Where: "defender"})
+	d0c := v.create(t, 0, emulator.NewIncident{Title: "d0-c", Where: "defender"})
+	m1 := v.create(t, 1, emulator.NewIncident{Title: "mirrored", Where: "defender+sentinel", Alerts: []emulator.NewAlert{{Title: "x"}}})
+	v.create(t, 1, emulator.NewIncident{Title: "sentinel-only", Where: "sentinel"})
+	for i := range 7 { // more than one Sentinel page (page size 3)
+		v.create(t, 2, emulator.NewIncident{Title: fmt.Sprintf("dfc-%d", i), Where: "sentinel", Workspace: ws2,
+			Alerts: []emulator.NewAlert{{Title: "dfc", ServiceSource: "microsoftDefenderForCloud", Status: "new"}}})
+	}
+	v.pollAll(t, 1)
+
+	if got := len(v.incidents(t, 0)); got != 3 {
+		t.Errorf("tenant 0: %d hub incidents, want 3", got)
+	}
+	t1 := v.incidents(t, 1)
+	if len(t1) != 2 {
+		t.Fatalf("tenant 1: %d hub incidents, want 2 (a mirrored pair is one)", len(t1))
+	}
+	for _, si := range t1 {
+		links, _ := v.store.Links(context.Background(), si.TenantID, si.ID)
+		switch si.Title {
+		case "mirrored":
+			if len(links) != 2 || len(si.Sources) != 2 {
+				t.Errorf("mirrored incident has %d links, sources %v; want 2 and defender+sentinel", len(links), si.Sources)
+			}
+			for _, l := range links {
+				if l.Kind == store.LinkSentinel && l.ProviderIncidentID != m1.GraphID {
+					t.Errorf("sentinel link provider id %q, want %s", l.ProviderIncidentID, m1.GraphID)
+				}
+			}
+			alerts, _ := v.store.Alerts(context.Background(), si.TenantID, si.ID)
+			if len(alerts) != 1 {
+				t.Errorf("mirrored incident has %d alerts, want 1 (stored once though seen twice)", len(alerts))
+			}
+		case "sentinel-only":
+			if len(links) != 1 || links[0].Kind != store.LinkSentinel {
+				t.Errorf("sentinel-only links %+v", links)
+			}
+		}
+	}
+	t2 := v.incidents(t, 2)
+	if len(t2) != 7 {
+		t.Errorf("tenant 2: %d hub incidents, want 7", len(t2))
+	}
+	for _, si := range t2 {
+		if alerts, _ := v.store.Alerts(context.Background(), si.TenantID, si.ID); len(alerts) != 1 || alerts[0].Status != incident.AlertNew {
+			t.Errorf("%s alerts = %+v", si.Title, alerts)
+		}
+	}
+
+	// A remote merge: the source shows as merged into the target, and a later poll never reopens it.
+	if err := v.e.Merge(v.info.Tenants[0].TenantID, d0b.GraphID, d0c.GraphID); err != nil {
+		t.Fatal(err)
+	}
+	v.pollAll(t, 1)
+	byTitle := map[string]store.StoredIncident{}
+	for _, si := range v.incidents(t, 0) {
+		byTitle[si.Title] = si
+	}
+	src, dst := byTitle["d0-b"], byTitle["d0-c"]
+	if src.Status != incident.StatusMerged || src.MergedInto != dst.ID {
+		t.Errorf("merged source: status %s, merged_into %q; want merged into %s", src.Status, src.MergedInto, dst.ID)
+	}
+	if len(v.incidents(t, 0)) != 3 {
+		t.Errorf("merge created or lost incidents: %d", len(v.incidents(t, 0)))
+	}
+}
+
+func TestPoll_IdleSourcesCostOneListCallPerPoll(t *testing.T) {
+	v := newEnv(t, 3)
+	v.create(t, 0, emulator.NewIncident{Title: "x", Where: "defender"})
+	v.pollAll(t, 1)
+	v.e.ResetRequests()
+	v.pollAll(t, 3)
+	calls := map[string]int{}
+	for _, r := range v.e.Requests() {
+		if r.API == "token" {
+			continue
+		}
+		calls[r.API+" "+r.Method+" "+r.Route] += r.Count
+	}
+	srcs, _ := v.store.Sources(context.Background(), store.AllTenants())
+	nGraph, nSentinel := 0, 0
+	for _, s := range srcs {
+		if s.Kind == store.KindDefender {
+			nGraph++
+		} else {
+			nSentinel++
+		}
+	}
+	for route, n := range calls {
+		switch {
+		case route == "graph GET /v1.0/security/incidents":
+			if n != 3*nGraph {
+				t.Errorf("%s: %d calls, want %d (one per source per poll)", route, n, 3*nGraph)
+			}
+		case route == "arm GET /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.OperationalInsights/workspaces/{workspaceName}/providers/Microsoft.SecurityInsights/incidents":
+			if n != 3*nSentinel {
+				t.Errorf("%s: %d calls, want %d", route, n, 3*nSentinel)
+			}
+		default:
+			t.Errorf("idle polls made %d %s calls", n, route)
+		}
+	}
+}

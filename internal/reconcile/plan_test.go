@@ -1,0 +1,403 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/socsync/socsync/internal/incident"
+)
+
+var (
+	t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	t1 = t0.Add(time.Minute)
+	t2 = t0.Add(2 * time.Minute)
+)
+
+func fields(status incident.Status, sev incident.Severity, owner string, tags ...string) incident.Fields {
+	return incident.Fields{Status: status, Severity: sev, Owner: owner, Tags: tags}
+}
+
+func ptr(f incident.Fields) *incident.Fields { return &f }
+
+func TestPlan_Scenarios(t *testing.T) {
+	agreed := fields(incident.StatusNew, incident.SeverityMedium, "ana@contoso.com", "phish")
+	with := func(mod func(*incident.Fields)) incident.Fields {
+		f := agreed
+		f.Tags = slices.Clone(agreed.Tags)
+		mod(&f)
+		return f
+	}
+	tests := []struct {
+		name          string
+		in            Input
+		wantHub       incident.Fields
+		wantWrites    map[string][]Field
+		wantConflicts int
+		wantInbound   int
+	}{
+		{
+			name:       "in sync plans nothing",
+			in:         Input{Hub: agreed, Links: []Link{{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: agreed}}},
+			wantHub:    agreed,
+			wantWrites: map[string][]Field{},
+		},
+		{
+			name: "hub edit flows to every writable link, not the read-only mirror",
+			in: Input{Hub: with(func(f *incident.Fields) {
+				f.Status = incident.StatusResolved
+				f.Classification = incident.ClassificationTruePositive
+			}),
+				Links: []Link{
+					{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: agreed},
+					{ID: "sentinel:a", System: incident.Sentinel, Base: ptr(agreed), Observed: agreed, ReadOnly: true},
+				}},
+			wantHub: with(func(f *incident.Fields) {
+				f.Status = incident.StatusResolved
+				f.Classification = incident.ClassificationTruePositive
+			}),
+			wantWrites: map[string][]Field{"graph:1": {FieldStatus, FieldClassification}},
+		},
+		{
+			name: "remote edit flows into the hub and on to the other links",
+			in: Input{Hub: agreed, Links: []Link{
+				{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }), ChangedAt: t1},
+				{ID: "sentinel:a", System: incident.Sentinel, Base: ptr(agreed), Observed: agreed},
+			}},
+			wantHub:     with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }),
+			wantWrites:  map[string][]Field{"sentinel:a": {FieldSeverity}},
+			wantInbound: 1,
+		},
+		{
+			name: "different fields changed on two sides both survive",
+			in: Input{Hub: with(func(f *incident.Fields) { f.Owner = "bob@contoso.com" }), HubChangedAt: t1, Links: []Link{
+				{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Severity = incident.SeverityLow }), ChangedAt: t2},
+			}},
+			wantHub:     with(func(f *incident.Fields) { f.Owner = "bob@contoso.com"; f.Severity = incident.SeverityLow }),
+			wantWrites:  map[string][]Field{"graph:1": {FieldOwner}},
+			wantInbound: 1,
+		},
+		{
+			name: "same field, latest wins: the later remote change",
+			in: Input{Hub: with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }), HubChangedAt: t1, Links: []Link{
+				{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Severity = incident.SeverityLow }), ChangedAt: t2},
+			}},
+			wantHub:       with(func(f *incident.Fields) { f.Severity = incident.SeverityLow }),
+			wantWrites:    map[string][]Field{},
+			wantConflicts: 1, wantInbound: 1,
+		},
+		{
+			name: "same field, latest wins: a tie goes to the hub",
+			in: Input{Hub: with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }), HubChangedAt: t1, Links: []Link{
+				{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Severity = incident.SeverityLow }), ChangedAt: t1},
+			}},
+			wantHub:       with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }),
+			wantWrites:    map[string][]Field{"graph:1": {FieldSeverity}},
+			wantConflicts: 1,
+		},
+		{
+			name: "same field, hub wins by policy",
+			in: Input{Hub: with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }), HubChangedAt: t0,
+				Policy: Policy{Default: LatestWins, Fields: map[Field]Rule{FieldSeverity: HubWins}},
+				Links:  []Link{{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Severity = incident.SeverityLow }), ChangedAt: t2}}},
+			wantHub:       with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }),
+			wantWrites:    map[string][]Field{"graph:1": {FieldSeverity}},
+			wantConflicts: 1,
+		},
+		{
+			name: "echo of socsync's own write in another spelling plans nothing",
+			in: Input{Hub: with(func(f *incident.Fields) {
+				f.Status = incident.StatusActive
+				f.Tags = []string{"Phish", "apt"}
+				f.Owner = "Ana@Contoso.com"
+				f.ClassificationComment = "seen  before"
+			}), Links: []Link{{ID: "graph:1", System: incident.Graph,
+				Base: ptr(with(func(f *incident.Fields) {
+					f.Status = incident.StatusActive
+					f.Tags = []string{"phish", "APT"}
+					f.ClassificationComment = "seen before"
+				})),
+				Observed: with(func(f *incident.Fields) {
+					f.Status = incident.StatusInProgress
+					f.Tags = []string{" apt", "PHISH"}
+					f.ClassificationComment = "seen before "
+				}),
+			}}},
+			wantHub: with(func(f *incident.Fields) {
+				f.Status = incident.StatusActive
+				f.Tags = []string{"Phish", "apt"}
+				f.Owner = "Ana@Contoso.com"
+				f.ClassificationComment = "seen  before"
+			}),
+			wantWrites: map[string][]Field{},
+		},
+		{
+			name: "a merged incident takes nothing in and writes nothing",
+			in: Input{Hub: with(func(f *incident.Fields) { f.Status = incident.StatusMerged }), Links: []Link{
+				{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Status = incident.StatusInProgress }), ChangedAt: t2},
+			}},
+			wantHub:    with(func(f *incident.Fields) { f.Status = incident.StatusMerged }),
+			wantWrites: map[string][]Field{},
+		},
+		{
+			name: "an owner Sentinel cannot name is skipped, not cleared",
+			in: Input{Hub: with(func(f *incident.Fields) { f.Owner = "nobody-mapped@contoso.com" }), Links: []Link{
+				{ID: "sentinel:a", System: incident.Sentinel, Base: ptr(agreed), Observed: agreed},
+			}},
+			wantHub:    with(func(f *incident.Fields) { f.Owner = "nobody-mapped@contoso.com" }),
+			wantWrites: map[string][]Field{},
+		},
+		{
+			name: "a foreign Graph status is never written to Sentinel",
+			in: Input{Hub: agreed, Links: []Link{
+				{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Status = "graph:awaitingAction" }), ChangedAt: t1},
+				{ID: "sentinel:a", System: incident.Sentinel, Base: ptr(agreed), Observed: agreed},
+			}},
+			wantHub:     with(func(f *incident.Fields) { f.Status = "graph:awaitingAction" }),
+			wantWrites:  map[string][]Field{},
+			wantInbound: 1,
+		},
+		{
+			name: "two remotes change one field differently: the later wins, recorded",
+			in: Input{Hub: agreed, Links: []Link{
+				{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Severity = incident.SeverityLow }), ChangedAt: t2},
+				{ID: "sentinel:a", System: incident.Sentinel, Base: ptr(agreed), Observed: with(func(f *incident.Fields) { f.Severity = incident.SeverityHigh }), ChangedAt: t1},
+			}},
+			wantHub:       with(func(f *incident.Fields) { f.Severity = incident.SeverityLow }),
+			wantWrites:    map[string][]Field{"sentinel:a": {FieldSeverity}},
+			wantConflicts: 1, wantInbound: 1,
+		},
+		{
+			name: "an empty hub refinement leaves the remote's reason standing",
+			in: Input{Hub: with(func(f *incident.Fields) {
+				f.Status = incident.StatusResolved
+				f.Classification = incident.ClassificationTruePositive
+			}), Links: []Link{
+				{ID: "sentinel:a", System: incident.Sentinel,
+					Base: ptr(with(func(f *incident.Fields) {
+						f.Status = incident.StatusResolved
+						f.Classification = incident.ClassificationTruePositive
+					})),
+					Observed: with(func(f *incident.Fields) {
+						f.Status = incident.StatusResolved
+						f.Classification = incident.ClassificationTruePositive
+						f.ClassificationReason = incident.ReasonSuspiciousActivity
+					})},
+			}},
+			wantHub: with(func(f *incident.Fields) {
+				f.Status = incident.StatusResolved
+				f.Classification = incident.ClassificationTruePositive
+				f.ClassificationReason = incident.ReasonSuspiciousActivity
+			}),
+			wantWrites:  map[string][]Field{},
+			wantInbound: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Plan(tt.in)
+			if !reflect.DeepEqual(normal(got.Hub), normal(tt.wantHub)) {
+				t.Errorf("hub = %+v\nwant  %+v", got.Hub, tt.wantHub)
+			}
+			writes := map[string][]Field{}
+			for _, w := range got.Writes {
+				writes[w.Link] = w.Fields
+			}
+			if !reflect.DeepEqual(writes, tt.wantWrites) {
+				t.Errorf("writes = %v, want %v", writes, tt.wantWrites)
+			}
+			if len(got.Conflicts) != tt.wantConflicts {
+				t.Errorf("conflicts = %v, want %d", got.Conflicts, tt.wantConflicts)
+			}
+			if len(got.Inbound) != tt.wantInbound {
+				t.Errorf("inbound = %v, want %d", got.Inbound, tt.wantInbound)
+			}
+			again := Plan(apply(tt.in, got))
+			if !again.Empty() {
+				t.Errorf("re-planning after applying is not empty: %+v", again)
+			}
+		})
+	}
+}
+
+func normal(f incident.Fields) incident.Fields {
+	f.Tags = incident.NormalizeTags(f.Tags)
+	if len(f.Tags) == 0 {
+		f.Tags = nil
+	}
+	return f
+}
+
+// readBack is what a remote returns for a value socsync wrote: its own spelling of it, read
+// through the mapping tables (hub "active" written to Graph comes back as "in_progress"), with
+// tags and text as remotes have been seen to rewrite them.
+func readBack(sys incident.System, v incident.Fields) incident.Fields {
+	out := v
+	if sys == incident.Graph {
+		r, _ := incident.GraphStatus.ToRemote(v.Status)
+		out.Status, _ = incident.GraphStatus.FromRemote(r)
+	} else {
+		r, _ := incident.SentinelStatus.ToRemote(v.Status)
+		out.Status, _ = incident.SentinelStatus.FromRemote(r)
+	}
+	out.Tags = incident.NormalizeTags(v.Tags)
+	slices.Reverse(out.Tags)
+	out.ClassificationComment = " " + v.ClassificationComment
+	return out
+}
+
+// apply simulates a plan's outcome: the hub takes its new fields; each link's written fields
+// come back in the remote's spelling; every link records its new base.
+func apply(in Input, p Result) Input {
+	out := in
+	out.Hub = p.Hub
+	out.Links = nil
+	for _, l := range in.Links {
+		if w, ok := p.WriteFor(l.ID); ok {
+			back := readBack(l.System, w.Values)
+			for _, f := range w.Fields {
+				set(&l.Observed, back, f)
+			}
+		}
+		base := p.Bases[l.ID]
+		l.Base = &base
+		out.Links = append(out.Links, l)
+	}
+	return out
+}
+
+// randomInput builds an input from fuzz bytes: values from small domains, so that equal,
+// equivalent and conflicting values all occur often.
+func randomInput(r *rand.Rand) Input {
+	statuses := []incident.Status{incident.StatusNew, incident.StatusActive, incident.StatusInProgress, incident.StatusResolved, incident.StatusMerged, "graph:awaitingAction", "sentinel:Weird"}
+	sevs := []incident.Severity{incident.SeverityLow, incident.SeverityHigh, "graph:unknown", ""}
+	owners := []string{"", "ana@contoso.com", "ANA@contoso.com ", "bob@contoso.com", "sentinel:1234"}
+	classes := []incident.Classification{"", incident.ClassificationTruePositive, incident.ClassificationFalsePositive}
+	dets := []incident.Determination{"", incident.DeterminationMalware, incident.DeterminationOther}
+	reasons := []incident.ClassificationReason{"", incident.ReasonSuspiciousActivity, incident.ReasonInaccurateData}
+	comments := []string{"", "done", " done  ", "other"}
+	tagsets := [][]string{nil, {"a"}, {"A", "b"}, {"b", "a "}, {"c"}}
+	pick := func() incident.Fields {
+		return incident.Fields{Status: statuses[r.IntN(len(statuses))], Severity: sevs[r.IntN(len(sevs))],
+			Owner: owners[r.IntN(len(owners))], Classification: classes[r.IntN(len(classes))],
+			Determination: dets[r.IntN(len(dets))], ClassificationReason: reasons[r.IntN(len(reasons))],
+			ClassificationComment: comments[r.IntN(len(comments))], Tags: tagsets[r.IntN(len(tagsets))]}
+	}
+	owners2, _ := incident.NewOwners(map[string]string{"ana@contoso.com": "aaaa", "bob@contoso.com": "bbbb"})
+	times := []time.Time{t0, t1, t2}
+	rules := []Rule{LatestWins, HubWins, RemoteWins}
+	in := Input{Hub: pick(), HubChangedAt: times[r.IntN(3)], Policy: Policy{Default: rules[r.IntN(3)]}}
+	for i := range 1 + r.IntN(3) {
+		sys := incident.Graph
+		if r.IntN(2) == 0 {
+			sys = incident.Sentinel
+		}
+		l := Link{ID: string(sys) + ":" + string(rune('a'+i)), System: sys, Observed: pick(), ChangedAt: times[r.IntN(3)],
+			ReadOnly: r.IntN(4) == 0, Owners: owners2}
+		if r.IntN(5) > 0 {
+			b := pick()
+			if r.IntN(2) == 0 {
+				b = l.Observed
+			}
+			l.Base = &b
+		}
+		in.Links = append(in.Links, l)
+	}
+	return in
+}
+
+func FuzzPlan(f *testing.F) {
+	for i := range uint64(20) {
+		f.Add(i, i*7)
+	}
+	f.Fuzz(func(t *testing.T, s1, s2 uint64) {
+		in := randomInput(rand.New(rand.NewPCG(s1, s2)))
+		p := Plan(in)
+
+		// Identical inputs, in any link order, give identical plans.
+		shuffled := in
+		shuffled.Links = slices.Clone(in.Links)
+		slices.Reverse(shuffled.Links)
+		if a, b := mustJSON(t, p), mustJSON(t, Plan(shuffled)); a != b {
+			t.Fatalf("plans differ for the same input:\n%s\n%s", a, b)
+		}
+		// No plan writes a value equal to the observed one.
+		for _, w := range p.Writes {
+			for _, l := range in.Links {
+				if l.ID != w.Link {
+					continue
+				}
+				for _, fld := range w.Fields {
+					if equal(l.System, fld, w.Values, l.Observed) {
+						t.Fatalf("write of %s to %s equals the observed value %q", fld, l.ID, value(l.Observed, fld))
+					}
+					if l.ReadOnly {
+						t.Fatalf("write to read-only link %s", l.ID)
+					}
+				}
+			}
+		}
+		// Re-planning after applying the plan yields an empty plan.
+		if again := Plan(apply(in, p)); !again.Empty() {
+			t.Fatalf("re-plan not empty:\ninput %s\nplan %s\nagain %s", mustJSON(t, in), mustJSON(t, p), mustJSON(t, again))
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestPlan_DeterministicOverRandomRuns (chaos R14): 1,000 random runs of concurrent edits on
+// the hub and on up to three links (both sides changed, stale bases, foreign values, every
+// policy). Each input is planned again in the same order, in reverse and rotated link order:
+// the plans are identical; and every conflict is decided by its field's policy (hub_wins for
+// the hub, remote_wins for a remote, latest_wins for the later change, a tie to the hub).
+func TestPlan_DeterministicOverRandomRuns(t *testing.T) {
+	conflicts := 0
+	for run := range uint64(1000) {
+		in := randomInput(rand.New(rand.NewPCG(run, 0x5eed)))
+		p := mustJSON(t, Plan(in))
+		variants := []Input{in, in, in}
+		variants[1].Links = slices.Clone(in.Links)
+		slices.Reverse(variants[1].Links)
+		if len(in.Links) > 1 {
+			variants[2].Links = append(slices.Clone(in.Links[1:]), in.Links[0])
+		}
+		for i, v := range variants {
+			if again := mustJSON(t, Plan(v)); again != p {
+				t.Fatalf("run %d, variant %d: the same input planned differently:\n%s\n%s", run, i, p, again)
+			}
+		}
+		res := Plan(in)
+		for _, c := range res.Conflicts {
+			conflicts++
+			switch c.Rule {
+			case HubWins:
+				if c.Winner != "hub" {
+					t.Fatalf("run %d: hub_wins decided for %s: %+v", run, c.Winner, c)
+				}
+			case RemoteWins:
+				if c.Winner == "hub" {
+					t.Fatalf("run %d: remote_wins decided for the hub: %+v", run, c)
+				}
+			case LatestWins:
+				if c.Winner == "hub" {
+					for _, l := range in.Links {
+						if l.ID == c.Link && l.ChangedAt.After(in.HubChangedAt) {
+							t.Fatalf("run %d: latest_wins gave the hub a field %s changed later: %+v", run, l.ID, c)
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("1,000 random runs, %d conflicts decided, each plan identical in three link orders", conflicts)
+}

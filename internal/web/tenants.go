@@ -1,0 +1,161 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socsync/socsync/internal/entra"
+	"github.com/socsync/socsync/internal/httpapi"
+	"github.com/socsync/socsync/internal/store"
+)
+
+type sourceView struct {
+	Kind, Workspace, Health string
+	LastPoll, LastSuccess   time.Time
+	NextPoll                time.Time
+	Lag                     time.Duration
+	Polls, Calls, Throttled int64
+	LastError, Degraded     string
+}
+
+// finding is one result of the tenant's checks.
+type finding struct {
+	OK   bool
+	What string
+}
+
+type tenantView struct {
+	ID, Name, Health string
+	Sources          []sourceView
+	ConsentURL       string
+	Checks           []finding
+}
+
+type tenantsPage struct {
+	pageData
+	Admin   bool
+	Tenants []tenantView
+	Consent string // the outcome of an admin consent that redirected back here
+}
+
+// handleTenants serves the health of each of the user's tenants' sources; admins also get the
+// admin-consent link and the checks socsync can make without calling out (credentials,
+// degraded sources, errors).
+func (h *Handler) handleTenants(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	p := s.principal()
+	tenants, err := h.store.Tenants(ctx, p.Scope)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sources, err := h.store.Sources(ctx, p.Scope)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page := tenantsPage{pageData: h.base(s, "Tenants", "tenants"), Admin: p.Role == httpapi.RoleAdmin}
+	if page.Admin {
+		page.Consent = consentOutcome(r)
+	}
+	now := h.now()
+	for _, t := range tenants {
+		tv := tenantView{ID: t.ID, Name: t.Name, Health: "ok"}
+		for _, src := range sources {
+			if src.TenantID != t.ID {
+				continue
+			}
+			sv := viewSource(src, now)
+			tv.Sources = append(tv.Sources, sv)
+			if sv.Health == "degraded" || (sv.Health == "failing" && tv.Health == "ok") {
+				tv.Health = sv.Health
+			}
+		}
+		if page.Admin {
+			tv.ConsentURL, tv.Checks = h.consentLink(t.ID), h.checks(t.ID, tv.Sources)
+		}
+		page.Tenants = append(page.Tenants, tv)
+	}
+	h.render(w, r, http.StatusOK, "tenants", page)
+}
+
+func viewSource(src store.Source, now time.Time) sourceView {
+	sv := sourceView{Kind: string(src.Kind), Workspace: src.Workspace, LastPoll: src.LastPoll, LastSuccess: src.LastSuccess,
+		NextPoll: src.NextPoll, Polls: src.Polls, Calls: src.Calls, Throttled: src.Throttled, LastError: src.LastError,
+		Degraded: src.Degraded}
+	if !src.LastSuccess.IsZero() {
+		sv.Lag = now.Sub(src.LastSuccess).Round(time.Second)
+	}
+	switch { // as the API's /api/v1/tenants reports it
+	case !src.Enabled:
+		sv.Health = "disabled"
+	case src.Degraded != "":
+		sv.Health = "degraded"
+	case src.LastError != "":
+		sv.Health = "failing"
+	case src.LastPoll.IsZero():
+		sv.Health = "never polled"
+	default:
+		sv.Health = "ok"
+	}
+	return sv
+}
+
+// consentLink is the tenant's admin-consent URL (entra.ConsentURL), or "" without a
+// configuration that names the tenant.
+func (h *Handler) consentLink(tenantID string) string {
+	if h.d.Config == nil {
+		return ""
+	}
+	u, err := entra.ConsentURL(h.d.Config, tenantID)
+	if err != nil {
+		return ""
+	}
+	return u
+}
+
+// checks are what socsync knows of a tenant's setup without calling out: whether its
+// credential can be built, and each source's degradation and last error. (socsync doctor, when
+// built, adds permission and reachability checks.)
+func (h *Handler) checks(tenantID string, sources []sourceView) []finding {
+	var out []finding
+	if h.d.CredentialProblem != nil {
+		if err := h.d.CredentialProblem(tenantID); err != nil {
+			out = append(out, finding{What: "Credential: " + err.Error()})
+		} else {
+			out = append(out, finding{OK: true, What: "Credential: configured"})
+		}
+	}
+	for _, s := range sources {
+		name := s.Kind
+		if s.Workspace != "" {
+			name += " " + s.Workspace
+		}
+		switch {
+		case s.Health == "disabled":
+			out = append(out, finding{What: name + ": disabled (no longer in the configuration)"})
+		case s.Degraded != "":
+			out = append(out, finding{What: name + ": degraded: " + s.Degraded})
+		case s.LastError != "":
+			out = append(out, finding{What: name + ": last poll failed: " + s.LastError})
+		case s.LastPoll.IsZero():
+			out = append(out, finding{What: name + ": not polled yet"})
+		default:
+			out = append(out, finding{OK: true, What: name + ": polled successfully"})
+		}
+	}
+	return out
+}
+
+// consentOutcome reads the parameters Entra ID adds when an admin consent redirects back.
+func consentOutcome(r *http.Request) string {
+	q := r.URL.Query()
+	switch {
+	case q.Get("error") != "":
+		return "Admin consent for tenant " + q.Get("tenant") + " failed: " + q.Get("error") + " " + q.Get("error_description")
+	case strings.EqualFold(q.Get("admin_consent"), "true"):
+		return "Admin consent granted for tenant " + q.Get("tenant") + ". The next poll of its sources should succeed."
+	}
+	return ""
+}

@@ -1,0 +1,121 @@
+package writeback
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/socsync/socsync/internal/incident"
+	"github.com/socsync/socsync/internal/store"
+)
+
+var timeZero time.Time
+
+// The alert → incident rules (for incidents whose alerts all come from the configured
+// products, Defender for Cloud by default — whose alert changes Microsoft never carries to the
+// Sentinel incident):
+//
+//   - every alert closed and every one dismissed → close the incident as a benign positive;
+//   - every alert closed, at least one resolved → close it as a true positive;
+//   - an alert in progress while the incident is new, or any alert open again while the incident
+//     is resolved → set it active.
+//
+// A multi-alert incident is never closed while an alert is new or in progress. Rules fire on a
+// change of the alerts' statuses only (their fingerprint is kept in the audit), so an analyst
+// who reopens an incident by hand is not overruled until an alert changes again.
+const ruleAction = "rule"
+
+// applyAlertRules runs the rules; changed reports whether the hub incident changed.
+func (e *Engine) applyAlertRules(ctx context.Context, si store.StoredIncident) (changed bool, err error) {
+	if len(e.cfg.AlertRules) == 0 || si.Status == incident.StatusMerged {
+		return false, nil
+	}
+	alerts, err := e.store.Alerts(ctx, si.TenantID, si.ID)
+	if err != nil || len(alerts) == 0 {
+		return false, err
+	}
+	for _, a := range alerts {
+		if !e.ruleProduct(a) {
+			return false, nil
+		}
+	}
+	fp := fingerprint(alerts)
+	history, err := e.store.History(ctx, si.TenantID, si.ID)
+	if err != nil {
+		return false, err
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i].Action == ruleAction {
+			if history[i].Detail == fp {
+				return false, nil // these alert statuses were acted on already
+			}
+			break
+		}
+	}
+	var open, inProgress, dismissed int
+	for _, a := range alerts {
+		switch a.Status {
+		case incident.AlertNew:
+			open++
+		case incident.AlertInProgress:
+			open++
+			inProgress++
+		case incident.AlertDismissed:
+			dismissed++
+		case incident.AlertResolved:
+		default:
+			open++ // an unknown status is not closed
+		}
+	}
+	next, rule, text := si.Incident, "", ""
+	switch {
+	case open == 0 && si.Status != incident.StatusResolved:
+		next.Status = incident.StatusResolved
+		next.Classification, rule = incident.ClassificationTruePositive, "all-alerts-resolved"
+		text = fmt.Sprintf("Closed by socsync: all %d alert(s) are resolved (rule %s).", len(alerts), rule)
+		if dismissed == len(alerts) {
+			next.Classification, rule = incident.ClassificationBenignPositive, "all-alerts-dismissed"
+			text = fmt.Sprintf("Closed by socsync: all %d alert(s) are dismissed (rule %s).", len(alerts), rule)
+		}
+		next.Determination, next.ClassificationReason = "", incident.ReasonFor(next.Classification, "")
+	case open > 0 && si.Status == incident.StatusResolved:
+		next.Status, rule = incident.StatusActive, "alert-reopened"
+		text = fmt.Sprintf("Reactivated by socsync: %d of %d alert(s) are open again (rule %s).", open, len(alerts), rule)
+	case inProgress > 0 && si.Status == incident.StatusNew:
+		next.Status, rule = incident.StatusActive, "alert-in-progress"
+		text = fmt.Sprintf("Set active by socsync: an alert is in progress (rule %s).", rule)
+	}
+	err = e.store.InTx(ctx, func(tx *store.Tx) error {
+		entry := store.AuditEntry{TenantID: si.TenantID, IncidentID: si.ID, Actor: "socsync", Action: ruleAction, Detail: fp, Result: "no change"}
+		if rule != "" {
+			entry.Field, entry.Before, entry.After, entry.Result = "status", string(si.Status), string(next.Status), rule
+			if _, err := tx.AddComment(ctx, si.TenantID, &incident.Comment{IncidentID: si.ID, Origin: incident.OriginHub, Author: "socsync", Text: text}, ""); err != nil {
+				return err
+			}
+			if err := tx.UpdateIncident(ctx, &next, store.Change{Summary: "rule " + rule, Actor: "socsync", HubEdit: true}); err != nil {
+				return err
+			}
+		}
+		return tx.Audit(ctx, entry)
+	})
+	return rule != "" && err == nil, err
+}
+
+func (e *Engine) ruleProduct(a incident.Alert) bool {
+	return slices.ContainsFunc(e.cfg.AlertRules, func(p string) bool {
+		return strings.EqualFold(p, a.ServiceSource) || strings.EqualFold(p, a.ProductName)
+	})
+}
+
+// fingerprint is the alerts' statuses, in a stable order.
+func fingerprint(alerts []incident.Alert) string {
+	parts := make([]string, len(alerts))
+	for i, a := range alerts {
+		parts[i] = a.RemoteID + "=" + string(a.Status)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ";")
+}
