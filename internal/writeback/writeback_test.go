@@ -164,6 +164,8 @@ func TestHubEdit_OnePatchForAMirroredPairOnePutForSentinelOnlyAndNoEcho(t *testi
 	sv := f.env.Views(t, f.tenant(1), s.SentinelID)["sentinel"]["properties"].(map[string]any)
 	if sv["status"] != "Closed" || sv["classification"] != "TruePositive" || sv["classificationReason"] != "SuspiciousActivity" {
 		t.Errorf("Sentinel-only copy: %v", sv)
+		got := f.get(t, si.ID)
+		t.Logf("hub: status=%s comments=%+v history=%+v", got.Status, got.Comments, got.History)
 	}
 	owner, _ := sv["owner"].(map[string]any)
 	if owner == nil || owner["objectId"] != f.env.Info.Tenants[1].Users[0].ObjectID {
