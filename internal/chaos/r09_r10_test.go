@@ -207,14 +207,14 @@ func (pg *postgres) ctl(t *testing.T, args ...string) {
 }
 
 // TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff (R10): two socsync serve processes
-// share a PostgreSQL database with a 3 s lease; Graph list pages take 1–2 s, so a replica is
+// share a PostgreSQL database with a 5 s lease (the shortest the configuration allows); Graph list pages take 1–2 s, so a replica is
 // mid-poll most of the time. One replica is frozen (SIGSTOP) while it holds a poll open, for
 // three lease periods; the other takes its sources over; then it is thawed (SIGCONT) and
 // finishes the poll it had started. Its writes are refused — its log says "lease lost" — and
 // no incident is stored twice; every sink row repeated is the same row.
 func TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff(t *testing.T) {
 	t.Parallel()
-	env := hubtest.New(t, hubtest.Options{Tenants: 3, Database: hubtest.PostgresDSN(t), Idle: "300ms", Hot: "150ms", Lease: "3s",
+	env := hubtest.New(t, hubtest.Options{Tenants: 3, Database: hubtest.PostgresDSN(t), Idle: "300ms", Hot: "150ms", Lease: "5s",
 		Emulator: emulator.Options{MaxRequestHistory: 1_000_000}})
 	if err := env.Emulator.SetFaults(emulator.FaultProfile{Rules: []emulator.FaultRule{{API: "graph", Route: "/v1.0/security/incidents", LatencyMs: []int{1000, 2000}}}}); err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff(t *testing.T) {
 		for _, ti := range env.Info.Tenants { // changes while A is frozen
 			env.Emulator.CreateIncident(ti.TenantID, emulator.NewIncident{Title: fmt.Sprintf("r10-paused-%d", round), Where: where(ti)})
 		}
-		time.Sleep(3 * 3 * time.Second)
+		time.Sleep(3 * 5 * time.Second)
 		before := strings.Count(a.Log(), "lease lost")
 		a.cmd.Process.Signal(syscall.SIGCONT)
 		hubtest.Eventually(t, "replica A's stale poll ends", func() bool {
