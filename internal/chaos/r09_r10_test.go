@@ -62,7 +62,9 @@ func TestR9_SQLiteBusy_PausesRetriesResumes(t *testing.T) {
 	n += activity(f, "r9-busy", 3)
 	list, _ := f.store().ListIncidents(context.Background(), store.AllTenants(), store.ListFilter{}, store.ListPage{}, 1)
 	edit := make(chan int, 1)
-	go func() { edit <- f.hub.API(t, f.token, "PATCH", "/api/v1/incidents/"+list[0].ID, `{"owner":"r9@example.com"}`, nil) }()
+	go func() {
+		edit <- f.hub.API(t, f.token, "PATCH", "/api/v1/incidents/"+list[0].ID, `{"owner":"r9@example.com"}`, nil)
+	}()
 	time.Sleep(12*time.Second - time.Since(held))
 	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		t.Fatal(err)
