@@ -201,7 +201,8 @@ func Collected(ctx context.Context, r Run) *Violation {
 // Converged checks I3 (and I1 outbound): every hub incident with remote links is in sync with
 // each of them, and agrees with the emulator's copy on every synced field — status, severity,
 // owner, classification, determination (Defender) and tags — read through the mapping tables
-// of internal/incident. With failedOK a link shown as failed may disagree (the hub shows it).
+// of internal/incident. With failedOK a link shown as failed may disagree (the hub shows it). A
+// merged incident is left out: socsync never writes to it again (R16 checks that).
 func Converged(ctx context.Context, r Run, failedOK bool) *Violation {
 	snap, err := takeSnapshot(ctx, r.Store)
 	if err != nil {
@@ -209,6 +210,9 @@ func Converged(ctx context.Context, r Run, failedOK bool) *Violation {
 	}
 	hist := r.Emulator.History()
 	for _, hi := range snap.incidents {
+		if hi.Status == incident.StatusMerged {
+			continue // never written again: its copies show whatever remote analysts did after the merge
+		}
 		for _, l := range hi.Links {
 			if l.Kind == store.LinkWebhook {
 				continue
