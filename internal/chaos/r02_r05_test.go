@@ -187,7 +187,7 @@ func TestR4_HungTenant_DeadlinesKeepTheOthersGoing(t *testing.T) {
 	})
 	hubtest.Eventually(t, "the hung source's poll ends at its deadline", func() bool {
 		src, err := f.store().Source(context.Background(), hung.TenantID, store.SourceID(hung.TenantID, store.KindDefender, ""))
-		return err == nil && strings.Contains(src.LastError, "deadline")
+		return err == nil && strings.Contains(src.LastError, "polling.timeout")
 	})
 	hangs := count(f.requests(), func(r emulator.RequestRecord) bool { return r.Fault == "hang" })
 	f.faults()

@@ -76,7 +76,8 @@ type result struct {
 	detailsThrottled bool // the read budget held some detail reads back for later polls
 }
 
-// poll polls one leased source until its last page or an error.
+// poll polls one leased source until its last page or an error, calling progressed after each
+// page it reads and each page it stores.
 //
 // A source listed oldest change first (Sentinel) is read page by page with a fresh query from
 // the newest change time seen so far, not by following the offset-based next link: an incident
@@ -84,7 +85,7 @@ type result struct {
 // then skip the one behind it — and the cursor would move past it. Re-reading from the newest
 // time cannot skip anything; the boundary's incidents are re-read and change nothing. Only when
 // a whole page shares one change time does it follow the next link.
-func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target) (result, error) {
+func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progressed func()) (result, error) {
 	var res result
 	cur, err := decodeCursor(l.Cursor)
 	if err != nil {
@@ -106,6 +107,7 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target) (result, 
 		if err != nil {
 			return res, err
 		}
+		progressed()
 		for _, b := range p.Bad {
 			s.log.Warn("unreadable incident skipped", "tenant", l.TenantID, "source", l.ID, "incident", b.ID, "err", b.Err)
 		}
@@ -136,6 +138,7 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target) (result, 
 		if err != nil {
 			return res, err
 		}
+		progressed()
 		if s.Observed != nil {
 			at := s.now()
 			for _, o := range p.Items {
@@ -415,6 +418,9 @@ func nextPoll(now time.Time, t Target, src store.Source, res result, err error) 
 	if src.LastPoll.IsZero() || last <= 0 || last > t.Idle {
 		last = t.Idle
 	}
+	// A poll asked for early ("poll now") shortened the last interval; it never makes the
+	// source's interval shorter than hot, or it would then poll every few milliseconds, doubling.
+	last = max(last, t.Hot)
 	switch {
 	case res.changed > 1:
 		return now.Add(t.Hot)

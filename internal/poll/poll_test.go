@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,9 +104,13 @@ func (v *env) resolve(src store.Source) (poll.Target, error) {
 }
 
 func (v *env) scheduler(t *testing.T, owner string) *poll.Scheduler {
+	return v.schedulerWith(t, poll.Config{Owner: owner})
+}
+
+func (v *env) schedulerWith(t *testing.T, cfg poll.Config) *poll.Scheduler {
 	t.Helper()
-	s, err := poll.New(poll.Config{Owner: owner, Workers: 4, Lease: 30 * time.Second, Overlap: time.Minute, Tick: 20 * time.Millisecond},
-		v.store, v.resolve, &ingest.Ingester{Policy: reconcile.DefaultPolicy()}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	cfg.Workers, cfg.Lease, cfg.Overlap, cfg.Tick = 4, 30*time.Second, time.Minute, 20*time.Millisecond
+	s, err := poll.New(cfg, v.store, v.resolve, &ingest.Ingester{Policy: reconcile.DefaultPolicy()}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +120,11 @@ func (v *env) scheduler(t *testing.T, owner string) *poll.Scheduler {
 // pollAll makes every source due and runs a scheduler until each has been polled once more,
 // n times over.
 func (v *env) pollAll(t *testing.T, n int) {
+	t.Helper()
+	v.pollAllWith(t, n, poll.Config{Owner: "test"})
+}
+
+func (v *env) pollAllWith(t *testing.T, n int, cfg poll.Config) {
 	t.Helper()
 	ctx := context.Background()
 	for range n {
@@ -128,7 +138,7 @@ func (v *env) pollAll(t *testing.T, n int) {
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { v.scheduler(t, "test").Run(rctx); close(done) }()
+		go func() { v.schedulerWith(t, cfg).Run(rctx); close(done) }()
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 			srcs, _ := v.store.Sources(ctx, store.AllTenants())
 			polled := 0
@@ -245,15 +255,31 @@ func TestPoll_IdleSourcesCostOneListCallPerPoll(t *testing.T) {
 	v := newEnv(t, 3)
 	v.create(t, 0, emulator.NewIncident{Title: "x", Where: "defender"})
 	v.pollAll(t, 1)
-	v.e.ResetRequests()
+	// The emulator records a request once it has answered it, so the last answers of the first
+	// round can be recorded after it ended: count by arrival time, not by what was recorded.
+	mark := v.e.Now()
 	v.pollAll(t, 3)
+	// Calls the remote answered; an attempt it did not answer (a reset or timeout on a loaded
+	// machine) is retried by the transport, and is not what this test counts.
 	calls := map[string]int{}
-	for _, r := range v.e.Requests() {
-		if r.API == "token" {
+	recs, _ := v.e.RequestHistory()
+	for _, r := range recs {
+		if r.API == "token" || r.Time.Before(mark) {
 			continue
 		}
-		calls[r.API+" "+r.Method+" "+r.Route] += r.Count
+		if r.Status == 0 || r.Status >= 500 {
+			t.Logf("retried attempt: %s %s → %d", r.Method, r.Path, r.Status)
+			continue
+		}
+		calls[r.API+" "+r.Method+" "+r.Route]++
 	}
+	defer func() {
+		if t.Failed() {
+			for _, r := range recs {
+				t.Logf("%s %s %s %s → %d (counted from %s)", r.Time.Format("15:04:05.000"), r.Tenant, r.Method, r.Path, r.Status, mark.Format("15:04:05.000"))
+			}
+		}
+	}()
 	srcs, _ := v.store.Sources(context.Background(), store.AllTenants())
 	nGraph, nSentinel := 0, 0
 	for _, s := range srcs {
@@ -276,5 +302,41 @@ func TestPoll_IdleSourcesCostOneListCallPerPoll(t *testing.T) {
 		default:
 			t.Errorf("idle polls made %d %s calls", n, route)
 		}
+	}
+}
+
+// The poll deadline (polling.timeout) is one of progress: a first poll of a backlog that takes
+// longer than it in all, but stores a page well within it each time, finishes; a page that
+// hangs is cut off. (Regression: under load, a first poll of 1,050 incidents was cut off at
+// the deadline every time and never finished.)
+func TestPoll_DeadlineIsOneOfProgress_ALongBacklogFinishesAHungPageIsCutOff(t *testing.T) {
+	v := newEnv(t, 1)
+	for i := range 200 {
+		v.create(t, 0, emulator.NewIncident{Title: fmt.Sprintf("backlog-%d", i)})
+	}
+	list := emulator.FaultRule{API: "graph", Route: "/v1.0/security/incidents", LatencyMs: []int{600, 700}}
+	if err := v.e.SetFaults(emulator.FaultProfile{Rules: []emulator.FaultRule{list}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := poll.Config{Owner: "test", Timeout: 1500 * time.Millisecond} // 4 pages of 50: 2.4–2.8 s
+	start := time.Now()
+	v.pollAllWith(t, 1, cfg)
+	took := time.Since(start)
+	srcs, _ := v.store.Sources(context.Background(), store.AllTenants())
+	if got := len(v.incidents(t, 0)); got != 200 || srcs[0].LastError != "" {
+		t.Fatalf("after a poll of %s: %d of 200 incidents stored, last error %q", took, got, srcs[0].LastError)
+	}
+	if took < cfg.Timeout {
+		t.Fatalf("the poll took %s, less than the timeout: the test did not test a long poll", took)
+	}
+
+	list.LatencyMs, list.RateHang = nil, 1
+	if err := v.e.SetFaults(emulator.FaultProfile{Rules: []emulator.FaultRule{list}}); err != nil {
+		t.Fatal(err)
+	}
+	v.pollAllWith(t, 1, cfg)
+	srcs, _ = v.store.Sources(context.Background(), store.AllTenants())
+	if !strings.Contains(srcs[0].LastError, "no page read or stored within polling.timeout") {
+		t.Errorf("a hung page: last error %q, want the poll cut off for making no progress", srcs[0].LastError)
 	}
 }

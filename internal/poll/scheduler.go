@@ -22,7 +22,7 @@ type Config struct {
 	Workers  int           // polls in flight at once
 	Lease    time.Duration // how long a claim holds; renewed while a poll runs
 	Overlap  time.Duration // how far behind its cursor each poll re-reads
-	Timeout  time.Duration // deadline of one poll
+	Timeout  time.Duration // a poll that reads or stores no page for this long is cut off
 	Tick     time.Duration // longest sleep between looks for due sources
 	MaxPages int           // pages per poll before the rest waits for the next poll
 }
@@ -176,11 +176,19 @@ func (s *Scheduler) work(ctx context.Context, l store.Lease) {
 	}
 }
 
-// pollLeased polls with a deadline, renewing the lease while the poll runs; losing the lease
-// cancels the poll.
+// errStalled ends a poll that made no progress for the configured timeout.
+var errStalled = errors.New("poll deadline: no page read or stored within polling.timeout")
+
+// pollLeased polls, renewing the lease while the poll runs; losing the lease cancels the poll.
+// The poll's deadline is one of progress: it is cut off when no page has been read or stored
+// for s.cfg.Timeout, so that a hung remote never holds a worker long, while a first poll of a large
+// backlog (thousands of incidents, on a loaded machine) can take as long as it keeps storing.
 func (s *Scheduler) pollLeased(ctx context.Context, l store.Lease, t Target) (result, error) {
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	pctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(context.Canceled) }
 	defer cancel()
+	stall := time.AfterFunc(s.cfg.Timeout, func() { cancelCause(errStalled) })
+	defer stall.Stop()
 	renewed := make(chan error, 1)
 	go func() {
 		tick := time.NewTicker(s.cfg.Lease / 3)
@@ -199,10 +207,14 @@ func (s *Scheduler) pollLeased(ctx context.Context, l store.Lease, t Target) (re
 			}
 		}
 	}()
-	res, err := s.poll(pctx, l, t)
+	res, err := s.poll(pctx, l, t, func() { stall.Reset(s.cfg.Timeout) })
+	stalled := errors.Is(context.Cause(pctx), errStalled)
 	cancel()
 	if rerr := <-renewed; rerr != nil && errors.Is(rerr, store.ErrFenced) {
 		return res, rerr
+	}
+	if err != nil && stalled {
+		err = fmt.Errorf("%w (%s): %w", errStalled, s.cfg.Timeout, err)
 	}
 	return res, err
 }
