@@ -149,7 +149,13 @@ func (f *faultRun) comment(id, text string) {
 // collected waits until the hub holds n incidents.
 func (f *faultRun) collected(n int) {
 	f.t.Helper()
-	deadline := time.Now().Add(150 * time.Second)
+	f.collectedWithin(n, 150*time.Second)
+}
+
+// collectedWithin waits up to d until the hub holds n incidents.
+func (f *faultRun) collectedWithin(n int, d time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		list, _ := f.store().ListIncidents(context.Background(), store.AllTenants(), store.ListFilter{}, store.ListPage{}, 1_000_000)
 		if len(list) >= n {

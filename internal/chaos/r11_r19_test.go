@@ -215,7 +215,7 @@ func TestR17_PagingOverAThousandResultsWithChangesDuringPaging(t *testing.T) {
 	}
 	f.faults()
 	start := time.Now()
-	f.collected(2 * n)
+	f.collectedWithin(2*n, 8*time.Minute) // 2,100 incidents under -race, beside every other test
 	t.Logf("collected in %s", time.Since(start))
 	f.settle()
 	t.Logf("settled in %s", time.Since(start))

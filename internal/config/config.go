@@ -73,7 +73,7 @@ type Polling struct {
 	Overlap Duration `yaml:"overlap"` // how far back each poll re-reads before its cursor
 	Lease   Duration `yaml:"lease"`   // how long a replica holds a source it polls
 	Workers int      `yaml:"workers"` // polls in flight at once per replica
-	Timeout Duration `yaml:"timeout"` // a poll that reads or stores no page for this long is cut off
+	Timeout Duration `yaml:"timeout"` // a poll that reads or stores nothing for this long is cut off
 	// Resync is how often a source is re-read in full, to repair silent drift (0: never).
 	Resync Duration `yaml:"resync"`
 }

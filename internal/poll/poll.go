@@ -47,6 +47,29 @@ type DetailFetcher interface {
 	Comments(ctx context.Context, externalID string) ([]incident.RemoteComment, error)
 }
 
+// progressing tells the poll's watchdog of every detail read that was answered: a page of 50
+// Sentinel incidents whose alerts are all new is 50 reads before anything is stored.
+type progressing struct {
+	DetailFetcher
+	progressed func()
+}
+
+func (p progressing) Alerts(ctx context.Context, externalID string) ([]incident.ObservedAlert, error) {
+	a, err := p.DetailFetcher.Alerts(ctx, externalID)
+	if err == nil {
+		p.progressed()
+	}
+	return a, err
+}
+
+func (p progressing) Comments(ctx context.Context, externalID string) ([]incident.RemoteComment, error) {
+	c, err := p.DetailFetcher.Comments(ctx, externalID)
+	if err == nil {
+		p.progressed()
+	}
+	return c, err
+}
+
 // Target is what the scheduler needs to poll one source.
 type Target struct {
 	Fetcher   Fetcher
@@ -77,7 +100,7 @@ type result struct {
 }
 
 // poll polls one leased source until its last page or an error, calling progressed after each
-// page it reads and each page it stores.
+// page or detail it reads and each page it stores.
 //
 // A source listed oldest change first (Sentinel) is read page by page with a fresh query from
 // the newest change time seen so far, not by following the offset-based next link: an incident
@@ -112,7 +135,7 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progresse
 			s.log.Warn("unreadable incident skipped", "tenant", l.TenantID, "source", l.ID, "incident", b.ID, "err", b.Err)
 		}
 		if d, ok := t.Fetcher.(DetailFetcher); ok {
-			n, err := s.fetchDetails(ctx, l, t, d, p.Items)
+			n, err := s.fetchDetails(ctx, l, t, progressing{d, progressed}, p.Items)
 			res.calls += n
 			switch {
 			case errors.As(err, new(*throttle.Throttled)):
@@ -150,6 +173,7 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progresse
 		switch {
 		case last:
 			if d, ok := t.Fetcher.(DetailFetcher); ok && throttled == nil {
+				d := progressing{d, progressed}
 				n, ids, err := s.refreshDetails(ctx, l, t, d)
 				res.calls += n
 				res.changedIDs = append(res.changedIDs, ids...)

@@ -336,7 +336,7 @@ func TestPoll_DeadlineIsOneOfProgress_ALongBacklogFinishesAHungPageIsCutOff(t *t
 	}
 	v.pollAllWith(t, 1, cfg)
 	srcs, _ = v.store.Sources(context.Background(), store.AllTenants())
-	if !strings.Contains(srcs[0].LastError, "no page read or stored within polling.timeout") {
+	if !strings.Contains(srcs[0].LastError, "nothing read or stored within polling.timeout") {
 		t.Errorf("a hung page: last error %q, want the poll cut off for making no progress", srcs[0].LastError)
 	}
 }

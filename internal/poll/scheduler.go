@@ -22,7 +22,7 @@ type Config struct {
 	Workers  int           // polls in flight at once
 	Lease    time.Duration // how long a claim holds; renewed while a poll runs
 	Overlap  time.Duration // how far behind its cursor each poll re-reads
-	Timeout  time.Duration // a poll that reads or stores no page for this long is cut off
+	Timeout  time.Duration // a poll that reads or stores nothing for this long is cut off
 	Tick     time.Duration // longest sleep between looks for due sources
 	MaxPages int           // pages per poll before the rest waits for the next poll
 }
@@ -177,12 +177,13 @@ func (s *Scheduler) work(ctx context.Context, l store.Lease) {
 }
 
 // errStalled ends a poll that made no progress for the configured timeout.
-var errStalled = errors.New("poll deadline: no page read or stored within polling.timeout")
+var errStalled = errors.New("poll deadline: nothing read or stored within polling.timeout")
 
 // pollLeased polls, renewing the lease while the poll runs; losing the lease cancels the poll.
-// The poll's deadline is one of progress: it is cut off when no page has been read or stored
-// for s.cfg.Timeout, so that a hung remote never holds a worker long, while a first poll of a large
-// backlog (thousands of incidents, on a loaded machine) can take as long as it keeps storing.
+// The poll's deadline is one of progress: it is cut off when no page or detail has been read
+// and no page stored for s.cfg.Timeout, so that a hung remote never holds a worker long, while a
+// first poll of a large backlog (thousands of incidents, on a loaded machine) takes as long as
+// it keeps making progress.
 func (s *Scheduler) pollLeased(ctx context.Context, l store.Lease, t Target) (result, error) {
 	pctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(context.Canceled) }
