@@ -142,6 +142,7 @@ func Plan(in Input) Result {
 		for _, f := range Fields {
 			p.inbound(in, links, f)
 		}
+		p.dropUnfitRefinements()
 	}
 	for _, l := range links {
 		w := Write{Link: l.ID, Values: p.Hub}
@@ -217,6 +218,32 @@ func (p *Result) inbound(in Input, links []Link, f Field) {
 	if takeRemote {
 		p.Inbound = append(p.Inbound, Change{Field: f, Link: winner.ID, From: value(p.Hub, f), To: value(winner.Observed, f)})
 		set(&p.Hub, winner.Observed, f)
+	}
+}
+
+// dropUnfitRefinements clears the hub's determination and classification reason when a
+// classification taken in from a remote leaves no room for them, as an analyst's change of the
+// classification in the hub does: a remote that clears or changes a classification drops its
+// refinements with it (Sentinel clears both when an incident is reopened), and "a remote that
+// dropped a refinement did not change it" must not keep one that no longer fits — it would be
+// written back to a remote that refuses it, for ever.
+func (p *Result) dropUnfitRefinements() {
+	link := ""
+	for _, c := range p.Inbound {
+		if c.Field == FieldClassification {
+			link = c.Link
+		}
+	}
+	if link == "" {
+		return
+	}
+	if !p.Hub.Determination.Fits(p.Hub.Classification) {
+		p.Inbound = append(p.Inbound, Change{Field: FieldDetermination, Link: link, From: value(p.Hub, FieldDetermination)})
+		p.Hub.Determination = ""
+	}
+	if !p.Hub.ClassificationReason.Fits(p.Hub.Classification) {
+		p.Inbound = append(p.Inbound, Change{Field: FieldClassificationReason, Link: link, From: value(p.Hub, FieldClassificationReason)})
+		p.Hub.ClassificationReason = ""
 	}
 }
 

@@ -195,6 +195,26 @@ func TestPlan_Scenarios(t *testing.T) {
 			wantWrites:  map[string][]Field{},
 			wantInbound: 1,
 		},
+		{
+			// Found by the soak (chaos R22): the reason was kept, then written back for ever to a
+			// Sentinel that refuses a reason without a classification.
+			name: "a classification cleared remotely takes the refinements it had with it",
+			in: Input{Hub: with(func(f *incident.Fields) {
+				f.Classification = incident.ClassificationTruePositive
+				f.ClassificationReason = incident.ReasonSuspiciousActivity
+				f.Determination = incident.DeterminationMalware
+			}), Links: []Link{
+				{ID: "sentinel:a", System: incident.Sentinel,
+					Base: ptr(with(func(f *incident.Fields) {
+						f.Classification = incident.ClassificationTruePositive
+						f.ClassificationReason = incident.ReasonSuspiciousActivity
+					})),
+					Observed: agreed, ChangedAt: t1},
+			}},
+			wantHub:     agreed,
+			wantWrites:  map[string][]Field{},
+			wantInbound: 3,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
