@@ -60,7 +60,7 @@ func newSkewClock() *skewClock                { return &skewClock{} }
 func (c *skewClock) Option() func() time.Time { return c.Now }
 
 // faultRun is one in-process fault run: an emulator, a hub with captured debug logs, an admin
-// token, a cursor sampler running all along, and the checkers' view of it.
+// token, a cursor sampler and a stall watch running all along, and the checkers' view of it.
 type faultRun struct {
 	t       *testing.T
 	env     *hubtest.Env
@@ -68,6 +68,7 @@ type faultRun struct {
 	token   string
 	logs    *logBuffer
 	cursors *check.Cursors
+	stalls  *stallWatch
 	run     check.Run
 }
 
@@ -92,12 +93,60 @@ func startHub(t *testing.T, env *hubtest.Env, ho hub.Options) *faultRun {
 	}
 	r := env.Start(t, ho)
 	fr := &faultRun{t: t, env: env, hub: r, token: r.Token(t, "admin", "admin"), logs: logs, cursors: check.NewCursors(),
-		run: check.Run{Emulator: env.Emulator, Store: r.Hub.Store()}}
+		stalls: &stallWatch{}, run: check.Run{Emulator: env.Emulator, Store: r.Hub.Store()}}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); fr.cursors.Run(ctx, r.Hub.Store(), env.Emulator.Now, 100*time.Millisecond) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var done sync.WaitGroup
+	done.Go(func() { fr.cursors.Run(ctx, r.Hub.Store(), env.Emulator.Now, 100*time.Millisecond) })
+	done.Go(func() { fr.stalls.run(ctx) })
+	t.Cleanup(func() { cancel(); done.Wait() })
 	return fr
+}
+
+// stallWatch watches the test process, where the hub and the emulator run: a goroutine sleeps
+// 10 ms again and again and notes each time it woke more than 20 ms late — a time nothing in
+// the process ran on time. The Retry-After checker widens its in-flight window by them.
+type stallWatch struct {
+	mu     sync.Mutex
+	stalls []struct{ from, to time.Time }
+}
+
+func (s *stallWatch) run(ctx context.Context) {
+	for {
+		start := time.Now()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		if end := time.Now(); end.Sub(start) > 30*time.Millisecond {
+			s.mu.Lock()
+			s.stalls = append(s.stalls, struct{ from, to time.Time }{start.Add(10 * time.Millisecond), end})
+			s.mu.Unlock()
+		}
+	}
+}
+
+// total is how much of [from, to] the process spent stalled (check.Options.Stalled).
+func (s *stallWatch) total(from, to time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d time.Duration
+	for _, st := range s.stalls {
+		lo, hi := max(st.from.UnixNano(), from.UnixNano()), min(st.to.UnixNano(), to.UnixNano())
+		d += time.Duration(max(0, hi-lo))
+	}
+	return d
+}
+
+// summary gives the number of stalls and the longest.
+func (s *stallWatch) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var longest time.Duration
+	for _, st := range s.stalls {
+		longest = max(longest, st.to.Sub(st.from))
+	}
+	return fmt.Sprintf("%d stalls over 20 ms (longest %s)", len(s.stalls), longest.Round(time.Millisecond))
 }
 
 func (f *faultRun) tenant(i int) emulator.TenantInfo { return f.env.Info.Tenants[i] }
@@ -180,15 +229,23 @@ func (f *faultRun) polled(n int64, tenants ...string) {
 	for _, s := range srcs {
 		before[s.ID] = s.Polls
 	}
-	hubtest.Eventually(f.t, fmt.Sprintf("every source polled %d more times", n), func() bool {
+	deadline := time.Now().Add(150 * time.Second)
+	for {
 		srcs, _ := f.store().Sources(context.Background(), scope)
+		behind := 0
 		for _, s := range srcs {
 			if s.Polls < before[s.ID]+n {
-				return false
+				behind++
 			}
 		}
-		return true
-	})
+		if behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%d sources did not poll %d more times:\n%s", behind, n, unsettled(context.Background(), f.store()))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 // settle waits until the hub has nothing left to do and every source has polled twice more
@@ -247,6 +304,9 @@ func unsettled(ctx context.Context, st *store.Store) string {
 // violation.
 func (f *faultRun) checkAll(o check.Options) {
 	f.t.Helper()
+	if o.Stalled == nil {
+		o.Stalled = f.stalls.total
+	}
 	if v := check.All(context.Background(), f.run, o); v != nil {
 		f.t.Fatal(v)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/socsync/socsync/internal/emulator"
 	"github.com/socsync/socsync/internal/store"
@@ -65,6 +66,10 @@ type Options struct {
 	RepeatedRows int
 	// FailedLinksOK lets a link shown as failed (a value the remote refused) disagree.
 	FailedLinksOK bool
+	// Stalled, if set, says how long the processes of the run were stalled (not scheduled:
+	// starved cores, collections) between two times; RetryAfter widens its in-flight window
+	// by as much. nil: never.
+	Stalled func(from, to time.Time) time.Duration
 }
 
 // All runs every checker that needs only the run (I1, I2, I3, I5, I6, I8's request and sink
@@ -84,7 +89,7 @@ func All(ctx context.Context, r Run, o Options) *Violation {
 		func() *Violation { return Converged(ctx, r, o.FailedLinksOK) },
 		func() *Violation { return Conflicts(ctx, r) },
 		func() *Violation { return CommentsOnce(ctx, r) },
-		func() *Violation { return RetryAfter(recs) },
+		func() *Violation { return RetryAfter(recs, o.Stalled) },
 		func() *Violation { return RequestsStayInTheirTenant(recs) },
 	} {
 		if v := c(); v != nil {

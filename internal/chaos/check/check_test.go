@@ -28,13 +28,36 @@ func TestRetryAfter_FlagsACallBeforeTheRetryAfterOfItsScopeOnly(t *testing.T) {
 		rec(5, 3*time.Second, "a", "arm", "PUT", "/x/incidents/{id}", 429, 5),
 		rec(6, 4*time.Second, "a", "arm", "GET", "/x/incidents", 200, 0), // reads are another ARM scope
 	}
-	if v := RetryAfter(ok); v != nil {
+	if v := RetryAfter(ok, nil); v != nil {
 		t.Fatalf("flagged a good history: %v", v)
 	}
 	bad := append(ok, rec(7, 5*time.Second, "a", "arm", "PUT", "/x/incidents/{id}/comments/{c}", 200, 0))
-	v := RetryAfter(bad)
+	v := RetryAfter(bad, nil)
 	if v == nil || v.Invariant != "I7" || !strings.Contains(strings.Join(v.History, "\n"), "#5") {
 		t.Fatalf("missed the early write: %v", v)
+	}
+}
+
+func TestRetryAfter_InFlightWindowWidensByTheStallsBetweenOnly(t *testing.T) {
+	recs := []emulator.RequestRecord{
+		rec(1, 0, "a", "graph", "GET", "/v1.0/security/incidents", 429, 2),
+		rec(2, 250*time.Millisecond, "a", "graph", "GET", "/v1.0/security/incidents/{id}", 200, 0),
+	}
+	if v := RetryAfter(recs, nil); v == nil {
+		t.Fatal("a call 250 ms after the 429, with no stall between, was taken as in flight")
+	}
+	// One stall of 200 ms, from 10 ms after the 429.
+	stallFrom, stallTo := t0.Add(10*time.Millisecond), t0.Add(210*time.Millisecond)
+	stalled := func(from, to time.Time) time.Duration {
+		lo, hi := max(from.UnixNano(), stallFrom.UnixNano()), min(to.UnixNano(), stallTo.UnixNano())
+		return time.Duration(max(0, hi-lo))
+	}
+	if v := RetryAfter(recs, stalled); v != nil {
+		t.Fatalf("a call 250 ms after the 429 with 200 ms of stalls between was flagged: %v", v)
+	}
+	late := append(recs, rec(3, time.Second, "a", "graph", "GET", "/v1.0/security/incidents", 200, 0))
+	if v := RetryAfter(late, stalled); v == nil {
+		t.Fatal("a call a second after the 429 was taken as in flight")
 	}
 }
 
