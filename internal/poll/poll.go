@@ -157,11 +157,10 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progresse
 		if resync && last {
 			c.Resynced = s.now()
 		}
-		ids, err := s.store1Page(ctx, l, t, p.Items, advance, c)
+		ids, err := s.store1Page(ctx, l, t, p.Items, advance, c, progressed)
 		if err != nil {
 			return res, err
 		}
-		progressed()
 		if s.Observed != nil {
 			at := s.now()
 			for _, o := range p.Items {
@@ -211,9 +210,11 @@ func usableCursor(o incident.Observation, now time.Time) bool {
 }
 
 // store1Page stores a page's observations, fenced by the lease, and advances the cursor in the
-// same transaction when advance is set. Merged incidents go last, so that their targets in the
-// same page exist first.
-func (s *Scheduler) store1Page(ctx context.Context, l store.Lease, t Target, items []incident.Observation, advance bool, c cursor) ([]string, error) {
+// same transaction when advance is set, calling progressed after each incident and after the
+// commit: storing a page of 50 on a loaded machine can take longer than the poll deadline,
+// and is progress all along. Merged incidents go last, so that their targets in the same page
+// exist first.
+func (s *Scheduler) store1Page(ctx context.Context, l store.Lease, t Target, items []incident.Observation, advance bool, c cursor, progressed func()) ([]string, error) {
 	ordered := slices.Clone(items)
 	slices.SortStableFunc(ordered, func(a, b incident.Observation) int {
 		return boolInt(a.Status == incident.StatusMerged) - boolInt(b.Status == incident.StatusMerged)
@@ -229,6 +230,7 @@ func (s *Scheduler) store1Page(ctx context.Context, l store.Lease, t Target, ite
 			if err != nil {
 				return fmt.Errorf("incident %s: %w", o.ExternalID, err)
 			}
+			progressed()
 			if r.Changed {
 				changed = append(changed, r.IncidentID)
 			}
@@ -238,6 +240,9 @@ func (s *Scheduler) store1Page(ctx context.Context, l store.Lease, t Target, ite
 		}
 		return nil
 	})
+	if err == nil {
+		progressed()
+	}
 	return changed, err
 }
 
