@@ -175,16 +175,35 @@ func TestForward_SIGKILLMidBatchRepeatsAtMostOneBatchPerKillAndLosesNoVersion(t 
 
 	// A last hub collects what is left and drains the outbox (the killed hubs' claims expire
 	// first).
-	last := serve(t, bin, cfg, filepath.Join(env.Dir, "serve-last.log"))
 	st, err := store.Open(context.Background(), hub.DatabaseDSN(env.Config), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	srcs, err := st.Sources(context.Background(), store.AllTenants())
+	if err != nil {
+		t.Fatal(err)
+	}
+	polls := map[string]int64{}
+	for _, s := range srcs {
+		polls[s.ID] = s.Polls
+	}
+	last := serve(t, bin, cfg, filepath.Join(env.Dir, "serve-last.log"))
 	mu.Lock()
 	remote := len(made)
 	mu.Unlock()
 	missing := func() (bool, string) {
+		// Every source polled twice by the last hub, after the remote activity stopped: the
+		// hub has every change, and so every version it will make of them.
+		srcs, err := st.Sources(context.Background(), store.AllTenants())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range srcs {
+			if s.Polls < polls[s.ID]+2 {
+				return false, fmt.Sprintf("source %s polled %d times by the last hub, want 2", s.ID, s.Polls-polls[s.ID])
+			}
+		}
 		if n := pending(t, st); n != 0 {
 			return false, fmt.Sprintf("%d rows in the outbox", n)
 		}
