@@ -43,11 +43,12 @@ func socsyncBinary(t *testing.T) string {
 
 // proc is a socsync serve process.
 type proc struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *strings.Builder
-	mu   sync.Mutex
-	done chan struct{}
+	cmd    *exec.Cmd
+	addr   string
+	log    *strings.Builder
+	mu     sync.Mutex
+	done   chan struct{}
+	killed time.Time // when kill was called
 }
 
 var servingRE = regexp.MustCompile(`url=http://([0-9.:]+)`)
@@ -104,8 +105,23 @@ func (p *proc) Log() string {
 
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill() {
+	p.mu.Lock()
+	p.killed = time.Now()
+	p.mu.Unlock()
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
+}
+
+// spans reads the process's poll spans from its debug log. A poll it had not ended when it was
+// killed ended then; one still open in a live process is open until the end of time.
+func (p *proc) spans() []pollSpan {
+	p.mu.Lock()
+	open := p.killed
+	p.mu.Unlock()
+	if open.IsZero() {
+		open = time.Now().Add(time.Hour)
+	}
+	return spans(p.Log(), open)
 }
 
 // stop sends SIGTERM and waits.

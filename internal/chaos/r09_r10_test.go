@@ -236,7 +236,7 @@ func TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff(t *testing.T) {
 	fenced := 0
 	for round := range pauses {
 		hubtest.Eventually(t, "replica A holds a poll open", func() bool {
-			for _, s := range spans(a.Log()) {
+			for _, s := range a.spans() {
 				if s.end.After(time.Now().Add(30 * time.Minute)) {
 					return true
 				}

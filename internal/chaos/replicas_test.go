@@ -21,8 +21,9 @@ type pollSpan struct {
 	start, end    time.Time
 }
 
-// spans reads each poll's start and end from a replica's debug log.
-func spans(log string) []pollSpan {
+// spans reads each poll's start and end from a replica's debug log; a poll without an end is
+// taken to end at openUntil.
+func spans(log string, openUntil time.Time) []pollSpan {
 	open := map[string]pollSpan{}
 	var out []pollSpan
 	for _, m := range pollLogRE.FindAllStringSubmatch(log, -1) {
@@ -38,8 +39,8 @@ func spans(log string) []pollSpan {
 			delete(open, key)
 		}
 	}
-	for _, s := range open { // killed mid-poll: open until the end of time
-		s.end = time.Now().Add(time.Hour)
+	for _, s := range open {
+		s.end = openUntil
 		out = append(out, s)
 	}
 	return out
@@ -94,7 +95,7 @@ func TestThreeReplicasOnPostgres_NeverPollASourceTwiceAtOnceAndTakeOverADeadOnes
 	var all []pollSpan
 	owners := map[string]bool{}
 	for _, p := range replicas {
-		ss := spans(p.Log())
+		ss := p.spans()
 		for _, s := range ss {
 			owners[s.owner] = true
 		}
