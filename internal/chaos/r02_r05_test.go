@@ -21,11 +21,17 @@ import (
 // minutes), and many hub edits and comments of Sentinel-only incidents at once. socsync's
 // writes never go above the budget (replayed against a token bucket from the emulator's
 // arrival times), the emulator never has to refuse one for its limit, the incidents show
-// "pending" while the backlog drains, and in the end every change is there once.
+// "pending" while the backlog drains, and in the end every change is there once. (Sentinel's
+// read limit — comments and alerts, 100 per 5 minutes — is raised, in the emulator and in
+// socsync's budget: at its documented pace the alert reads of the new incidents alone take two
+// minutes, and this run is about writes.)
 func TestR2_SentinelWriteBudget_NeverExceededBacklogDrainsPendingShown(t *testing.T) {
 	t.Parallel()
 	const burst, rate = 2, 2.0
-	f := startRun(t, hubtest.Options{Tenants: 3, Extra: fmt.Sprintf("budgets:\n  sentinel-write: {burst: %d, per_second: %g}\n", burst, rate)}, nil, hub.Options{})
+	limits := emulator.DefaultLimits()
+	limits.SentinelReadsPer5Min = 6000
+	f := startRun(t, hubtest.Options{Tenants: 3, Emulator: emulator.Options{Limits: &limits},
+		Extra: fmt.Sprintf("budgets:\n  sentinel-write: {burst: %d, per_second: %g}\n  sentinel-read: {burst: 50, per_second: 10}\n", burst, rate)}, nil, hub.Options{})
 	ti := f.tenant(2) // two workspaces with Sentinel-only Defender for Cloud incidents
 	n := pick(16, 60)
 	var ids []string
