@@ -35,13 +35,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"version":     {"print the version", cmdVersion},
-		"config":      {"check or show a configuration file (config check|show --config FILE)", cmdConfig},
-		"migrate":     {"apply database migrations", cmdMigrate},
-		"serve":       {"run the hub", cmdServe},
-		"emulator":    {"run the local Microsoft API emulator", cmdEmulator},
-		"demo":        {"run the emulator and the hub together with sample tenants", cmdDemo},
-		"doctor":      {"check a tenant's credentials, consent, permissions and reachability", notBuilt("doctor")},
+		"version":  {"print the version", cmdVersion},
+		"config":   {"check or show a configuration file (config check|show --config FILE)", cmdConfig},
+		"migrate":  {"apply database migrations", cmdMigrate},
+		"serve":    {"run the hub", cmdServe},
+		"emulator": {"run the local Microsoft API emulator", cmdEmulator},
+		"demo":     {"run the emulator and the hub together with sample tenants", cmdDemo},
+		"doctor": {"check tenants' credentials, consent, permissions and reachability (doctor --config FILE [--tenant ID] [--json])",
+			cmdDoctor},
 		"consent-url": {"print the admin-consent URL for a customer tenant", cmdConsentURL},
 		"dcr-template": {"print the custom table and data collection rule for the forward stream",
 			cmdDCRTemplate},
@@ -84,13 +85,6 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-13s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'socsync <command> -h' for a command's flags.")
-}
-
-func notBuilt(name string) func(context.Context, env, []string) int {
-	return func(_ context.Context, e env, _ []string) int {
-		fmt.Fprintf(e.stderr, "socsync %s: not built yet in this version\n", name)
-		return exitUsage
-	}
 }
 
 // newFlags returns a FlagSet that reports errors to stderr and never exits the process.

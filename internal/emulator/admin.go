@@ -142,6 +142,16 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 				ok(map[string]any{"tenant": seg(1), "granted": *in.Granted})
 			}
 		}
+	case n == 3 && segs[0] == "tenants" && seg(2) == "sentinel-role" && r.Method == http.MethodPut:
+		var in struct {
+			ClientID string `json:"client_id,omitempty"`
+			Role     string `json:"role"`
+		}
+		if err = decodeStrict(r, &in); err == nil {
+			if err = e.SetSentinelRole(seg(1), in.ClientID, in.Role); err == nil {
+				ok(map[string]any{"tenant": seg(1), "role": strings.ToLower(in.Role)})
+			}
+		}
 	case n == 3 && segs[0] == "tenants" && seg(2) == "certificate" && r.Method == http.MethodGet:
 		var id, p string
 		if id, p, err = e.TenantCertificate(seg(1)); err == nil {

@@ -16,7 +16,10 @@ const (
 	apiIngestion = "ingestion"
 )
 
-const armPrefix = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.OperationalInsights/workspaces/{workspaceName}/providers/Microsoft.SecurityInsights"
+const (
+	workspacePrefix = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.OperationalInsights/workspaces/{workspaceName}"
+	armPrefix       = workspacePrefix + "/providers/Microsoft.SecurityInsights"
+)
 
 type route struct {
 	api      string
@@ -48,6 +51,7 @@ func (e *Emulator) routes() []*route {
 		{api: apiARM, method: "GET", template: armPrefix + "/incidents/{incidentId}/comments/{incidentCommentId}", h: e.armGetComment},
 		{api: apiARM, method: "PUT", template: armPrefix + "/incidents/{incidentId}/comments/{incidentCommentId}", h: e.armPutComment},
 		{api: apiARM, method: "DELETE", template: armPrefix + "/incidents/{incidentId}/comments/{incidentCommentId}", h: e.armDeleteComment},
+		{api: apiARM, method: "GET", template: workspacePrefix + "/providers/Microsoft.Authorization/permissions", h: e.armPermissions},
 
 		{api: apiIngestion, method: "POST", template: "/dataCollectionRules/{ruleId}/streams/{stream}", h: e.ingest},
 	}

@@ -52,6 +52,9 @@ type tenant struct {
 	Workspaces []*workspace
 	Users      []*user
 	grants     map[string]*grant // client id → consent
+	// sentinelRoles is each app's role on the tenant's workspaces, by lower-case client id
+	// (absent: contributor).
+	sentinelRoles map[string]string
 
 	incidents   []*incident
 	byGraphID   map[string]*incident

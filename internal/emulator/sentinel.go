@@ -38,8 +38,19 @@ func (c *call) armError(status int, code, msg string) {
 }
 
 // armBegin runs the checks every Sentinel operation shares: authentication, rate limits,
-// api-version and the workspace. It writes the error and returns nil when the request stops.
+// api-version, the workspace and the caller's role on it. It writes the error and returns nil
+// when the request stops.
 func (c *call) armBegin(sentinelClass string) *workspace {
+	w := c.armWorkspace(SentinelAPIVersions, sentinelClass)
+	if w == nil || !c.authorizeSentinel(w) {
+		return nil
+	}
+	return w
+}
+
+// armWorkspace runs the checks every operation on a workspace shares: authentication, rate
+// limits, an api-version of versions, and the workspace itself.
+func (c *call) armWorkspace(versions []string, sentinelClass string) *workspace {
 	if !c.authARM() || !c.limitARM(sentinelClass) {
 		return nil
 	}
@@ -48,8 +59,8 @@ func (c *call) armBegin(sentinelClass string) *workspace {
 		c.armError(http.StatusBadRequest, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
 		return nil
 	}
-	if !slices.Contains(SentinelAPIVersions, v[0]) {
-		c.armError(http.StatusBadRequest, "InvalidApiVersionParameter", fmt.Sprintf("The api-version '%s' is invalid. The supported versions are '%s'.", v[0], strings.Join(SentinelAPIVersions, ",")))
+	if !slices.Contains(versions, v[0]) {
+		c.armError(http.StatusBadRequest, "InvalidApiVersionParameter", fmt.Sprintf("The api-version '%s' is invalid. The supported versions are '%s'.", v[0], strings.Join(versions, ",")))
 		return nil
 	}
 	c.w.Header().Set("x-ms-request-id", c.requestID())

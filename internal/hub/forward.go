@@ -14,12 +14,12 @@ import (
 // unknown name); the rest of the hub runs either way.
 func (h *Hub) forwardAndWebhooks() (http.Handler, error) {
 	if fw := h.cfg.Forward; fw.Enabled() {
-		cred, err := h.creds.Forward()
+		cred, err := h.remote.creds.Forward()
 		if err != nil {
 			h.log.Error("forward stream off: its credential cannot be built; changes wait in the outbox", "err", err)
 		} else {
 			f, err := forward.New(forward.Target{Endpoint: h.cfg.Cloud.Ingestion, DCRImmutableID: fw.DCRImmutableID, Stream: fw.Stream},
-				cred, h.transport, h.store, forward.Options{Owner: h.opts.Owner, Log: h.log, Registerer: h.registry, Now: h.opts.Now, Version: h.opts.Version})
+				cred, h.remote.transport, h.store, forward.Options{Owner: h.opts.Owner, Log: h.log, Registerer: h.registry, Now: h.opts.Now, Version: h.opts.Version})
 			if err != nil {
 				return nil, err
 			}

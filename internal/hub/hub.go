@@ -30,7 +30,6 @@ import (
 	"github.com/socsync/socsync/internal/reconcile"
 	"github.com/socsync/socsync/internal/sentinel"
 	"github.com/socsync/socsync/internal/store"
-	"github.com/socsync/socsync/internal/throttle"
 	"github.com/socsync/socsync/internal/web"
 	"github.com/socsync/socsync/internal/writeback"
 )
@@ -58,12 +57,10 @@ type Hub struct {
 	opts      Options
 	log       *slog.Logger
 	store     *store.Store
-	creds     *entra.Credentials
-	transport *throttle.Transport
+	remote    *clients
 	registry  *prometheus.Registry
 	scheduler *poll.Scheduler
 	api       *httpapi.Server
-	owners    map[string]incident.Owners
 
 	// background are the hub's long-running workers (the poll scheduler, the reconciler, the
 	// forwarder …); Run runs each until its context ends.
@@ -71,9 +68,8 @@ type Hub struct {
 
 	engine *writeback.Engine
 
-	mu      sync.Mutex
-	clients map[string]any // *graph.Client by "graph/<tenant>", *sentinel.Client by source id
-	addr    string
+	mu   sync.Mutex
+	addr string
 }
 
 // New opens the database (which must be migrated), records the configured tenants and
@@ -95,17 +91,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Hub, error) {
 		opts.Registry = prometheus.NewRegistry()
 		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	h := &Hub{cfg: cfg, opts: opts, log: opts.Log, registry: opts.Registry, clients: map[string]any{}, owners: map[string]incident.Owners{}}
-	for _, t := range cfg.Tenants {
-		pairs := map[string]string{}
-		for _, o := range t.Owners {
-			pairs[o.UPN] = o.ObjectID
-		}
-		owners, err := incident.NewOwners(pairs)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %s owners: %w", t.ID, err)
-		}
-		h.owners[strings.ToLower(t.ID)] = owners
+	h := &Hub{cfg: cfg, opts: opts, log: opts.Log, registry: opts.Registry}
+	rm := newRemoteMetrics()
+	remote, err := newClients(cfg, opts.Getenv, opts.Version, opts.Now, rm)
+	if err != nil {
+		return nil, err
+	}
+	h.remote = remote
+	if err := remote.creds.Problems(); err != nil {
+		h.log.Warn("some tenants cannot get tokens; they are marked degraded, the others run", "problems", err)
 	}
 
 	st, err := store.Open(ctx, DatabaseDSN(cfg), store.Options{Now: opts.Now, MustExist: true})
@@ -123,12 +117,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Hub, error) {
 		return nil, err
 	}
 
-	httpClient, err := entra.HTTPClient(cfg)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	rm := newRemoteMetrics()
 	if err := h.registry.Register(rm); err != nil {
 		st.Close()
 		return nil, err
@@ -136,19 +124,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Hub, error) {
 	if err := h.registry.Register(newSourceMetrics(st, opts.Now)); err != nil {
 		st.Close()
 		return nil, err
-	}
-	budgets := map[string]throttle.Budget{}
-	for api, b := range cfg.Budgets {
-		budgets[api] = throttle.Bucket(b.Burst, b.PerSecond)
-	}
-	h.transport = throttle.New(httpClient, throttle.Options{Now: opts.Now, Observer: rm, Budgets: budgets})
-	h.creds, err = entra.New(cfg, opts.Getenv, h.transport)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	if err := h.creds.Problems(); err != nil {
-		h.log.Warn("some tenants cannot get tokens; they are marked degraded, the others run", "problems", err)
 	}
 
 	policy := reconcile.PolicyFrom(cfg.Sync.Policy.Default, cfg.Sync.Policy.Fields)
@@ -188,7 +163,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Hub, error) {
 		return nil, err
 	}
 	ui := web.New(web.Deps{Log: h.log, Store: st, Queue: h.engine, Config: cfg, Now: opts.Now,
-		CredentialProblem: func(tenantID string) error { _, err := h.creds.For(tenantID); return err }})
+		CredentialProblem: func(tenantID string) error { _, err := remote.creds.For(tenantID); return err },
+		Doctor:            remote.doctor})
 	h.api = httpapi.New(httpapi.Deps{Log: h.log, Store: st, Metrics: h.registry, Now: opts.Now, Queue: h.engine,
 		UI: ui, Principals: []httpapi.PrincipalSource{ui}, Webhooks: webhooks})
 	return h, nil
@@ -282,7 +258,7 @@ func (h *Hub) Run(ctx context.Context, ready chan<- string) error {
 
 // resolve builds the poll target of a stored source from the configuration.
 func (h *Hub) resolve(src store.Source) (poll.Target, error) {
-	is, tc, err := h.sourceInfo(src.ID)
+	is, tc, err := h.remote.sourceInfo(src.ID)
 	if err != nil {
 		return poll.Target{}, err
 	}
@@ -295,13 +271,13 @@ func (h *Hub) resolve(src store.Source) (poll.Target, error) {
 	}
 	switch src.Kind {
 	case store.KindDefender:
-		c, err := h.graphClient(tc.ID)
+		c, err := h.remote.graph(tc.ID)
 		if err != nil {
 			return t, err
 		}
 		t.Fetcher = poll.GraphFetcher{Client: c}
 	case store.KindSentinel:
-		c, err := h.sentinelClient(src.ID)
+		c, err := h.remote.sentinel(src.ID)
 		if err != nil {
 			return t, err
 		}
@@ -315,98 +291,19 @@ func (h *Hub) resolve(src store.Source) (poll.Target, error) {
 	return t, nil
 }
 
-// sourceInfo returns the ingest view of a source and its tenant's configuration. Source ids
-// are tenant/kind[/workspace] (store.SourceID).
-func (h *Hub) sourceInfo(sourceID string) (ingest.Source, config.Tenant, error) {
-	tenantID, rest, _ := strings.Cut(sourceID, "/")
-	kind, _, _ := strings.Cut(rest, "/")
-	tc, ok := h.tenant(tenantID)
-	if !ok {
-		return ingest.Source{}, tc, fmt.Errorf("source %s: tenant not configured", sourceID)
-	}
-	return ingest.Source{ID: sourceID, TenantID: strings.ToLower(tc.ID), Kind: store.SourceKind(kind),
-		Owners: h.owners[strings.ToLower(tc.ID)], DefenderPolled: tc.DefenderEnabled()}, tc, nil
-}
-
-func (h *Hub) tenant(id string) (config.Tenant, bool) {
-	for _, t := range h.cfg.Tenants {
-		if strings.EqualFold(t.ID, id) {
-			return t, true
-		}
-	}
-	return config.Tenant{}, false
-}
-
-// graphClient returns (building once) the Graph client of a tenant.
-func (h *Hub) graphClient(tenantID string) (*graph.Client, error) {
-	key := "graph/" + strings.ToLower(tenantID)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if c, ok := h.clients[key]; ok {
-		return c.(*graph.Client), nil
-	}
-	tc, ok := h.tenant(tenantID)
-	if !ok {
-		return nil, fmt.Errorf("tenant %s not configured", tenantID)
-	}
-	cred, err := h.creds.For(tc.ID)
-	if err != nil {
-		return nil, err
-	}
-	c, err := graph.New(h.cfg.Cloud.Graph, cred, h.transport, tc.ID, &graph.Options{Version: h.opts.Version, Now: h.opts.Now})
-	if err != nil {
-		return nil, err
-	}
-	h.clients[key] = c
-	return c, nil
-}
-
-// sentinelClient returns (building once) the Sentinel client of a workspace source.
-func (h *Hub) sentinelClient(sourceID string) (*sentinel.Client, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if c, ok := h.clients[sourceID]; ok {
-		return c.(*sentinel.Client), nil
-	}
-	is, tc, err := h.sourceInfo(sourceID)
-	if err != nil {
-		return nil, err
-	}
-	var ws sentinel.Workspace
-	found := false
-	for _, w := range tc.Sentinel {
-		if store.SourceID(tc.ID, store.KindSentinel, WorkspaceKey(w)) == sourceID {
-			ws, found = sentinel.Workspace{SubscriptionID: w.SubscriptionID, ResourceGroup: w.ResourceGroup, Workspace: w.Workspace}, true
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("source %s: workspace not configured", sourceID)
-	}
-	cred, err := h.creds.For(tc.ID)
-	if err != nil {
-		return nil, err
-	}
-	c, err := sentinel.New(h.cfg.Cloud.ARM, cred, h.transport, tc.ID, ws, &sentinel.Options{Owners: is.Owners, Version: h.opts.Version, Now: h.opts.Now})
-	if err != nil {
-		return nil, err
-	}
-	h.clients[sourceID] = c
-	return c, nil
-}
-
 // remotes gives the reconciler the hub's clients.
 type remotes struct{ h *Hub }
 
 func (r remotes) Graph(tenantID string) (writeback.GraphWriter, error) {
-	return r.h.graphClient(tenantID)
+	return r.h.remote.graph(tenantID)
 }
 
 func (r remotes) Sentinel(sourceID string) (writeback.SentinelWriter, error) {
-	return r.h.sentinelClient(sourceID)
+	return r.h.remote.sentinel(sourceID)
 }
 
 func (r remotes) Source(sourceID string) (ingest.Source, error) {
-	is, _, err := r.h.sourceInfo(sourceID)
+	is, _, err := r.h.remote.sourceInfo(sourceID)
 	return is, err
 }
 

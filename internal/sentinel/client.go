@@ -96,9 +96,10 @@ type Client struct {
 	ws         Workspace
 	apiVersion string
 	top        int
-	collection string // path of the incidents collection
-	pl         runtime.Pipeline
-	norm       Normalizer
+	// workspacePath and collection are the paths of the workspace and its incidents.
+	workspacePath, collection string
+	pl                        runtime.Pipeline
+	norm                      Normalizer
 	// tokenRefused is set when the remote answered 401: the next request asks Entra for a new
 	// token instead of the SDK's cached one (see freshToken).
 	tokenRefused atomic.Bool
@@ -156,10 +157,10 @@ func New(endpoint string, cred azcore.TokenCredential, transport policy.Transpor
 	}
 	c := &Client{base: base, tenantID: tenantID, ws: ws, apiVersion: o.APIVersion, top: o.PageSize,
 		norm: Normalizer{TenantID: tenantID, Owners: o.Owners, Now: o.Now, MaxSkew: o.MaxSkew}}
-	c.collection = base.Path + "/subscriptions/" + url.PathEscape(ws.SubscriptionID) +
+	c.workspacePath = base.Path + "/subscriptions/" + url.PathEscape(ws.SubscriptionID) +
 		"/resourceGroups/" + url.PathEscape(ws.ResourceGroup) +
-		"/providers/Microsoft.OperationalInsights/workspaces/" + url.PathEscape(ws.Workspace) +
-		"/providers/Microsoft.SecurityInsights/incidents"
+		"/providers/Microsoft.OperationalInsights/workspaces/" + url.PathEscape(ws.Workspace)
+	c.collection = c.workspacePath + "/providers/Microsoft.SecurityInsights/incidents"
 	bearer := runtime.NewBearerTokenPolicy(cred, []string{Scope}, &policy.BearerTokenOptions{
 		AuthorizationHandler: policy.AuthorizationHandler{OnRequest: c.authorize},
 	})

@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
+	"github.com/socsync/socsync/internal/doctor"
 	"github.com/socsync/socsync/internal/entra"
 	"github.com/socsync/socsync/internal/httpapi"
 	"github.com/socsync/socsync/internal/store"
@@ -30,13 +33,15 @@ type tenantView struct {
 	Sources          []sourceView
 	ConsentURL       string
 	Checks           []finding
+	Doctor           *doctor.Report // the latest run of socsync doctor's checks, if any
 }
 
 type tenantsPage struct {
 	pageData
-	Admin   bool
-	Tenants []tenantView
-	Consent string // the outcome of an admin consent that redirected back here
+	Admin     bool
+	CanDoctor bool // the hub can run socsync doctor's checks
+	Tenants   []tenantView
+	Consent   string // the outcome of an admin consent that redirected back here
 }
 
 // handleTenants serves the health of each of the user's tenants' sources; admins also get the
@@ -55,7 +60,7 @@ func (h *Handler) handleTenants(w http.ResponseWriter, r *http.Request, s *sessi
 		h.fail(w, r, err)
 		return
 	}
-	page := tenantsPage{pageData: h.base(s, "Tenants", "tenants"), Admin: p.Role == httpapi.RoleAdmin}
+	page := tenantsPage{pageData: h.base(s, "Tenants", "tenants"), Admin: p.Role == httpapi.RoleAdmin, CanDoctor: h.d.Doctor != nil}
 	if page.Admin {
 		page.Consent = consentOutcome(r)
 	}
@@ -74,6 +79,11 @@ func (h *Handler) handleTenants(w http.ResponseWriter, r *http.Request, s *sessi
 		}
 		if page.Admin {
 			tv.ConsentURL, tv.Checks = h.consentLink(t.ID), h.checks(t.ID, tv.Sources)
+			h.doctorMu.Lock()
+			if rep, ok := h.reports[strings.ToLower(t.ID)]; ok {
+				tv.Doctor = &rep
+			}
+			h.doctorMu.Unlock()
 		}
 		page.Tenants = append(page.Tenants, tv)
 	}
@@ -116,8 +126,8 @@ func (h *Handler) consentLink(tenantID string) string {
 }
 
 // checks are what socsync knows of a tenant's setup without calling out: whether its
-// credential can be built, and each source's degradation and last error. (socsync doctor, when
-// built, adds permission and reachability checks.)
+// credential can be built, and each source's degradation and last error. socsync doctor's
+// checks (handleDoctor) call out for the rest: tokens, permissions, reachability.
 func (h *Handler) checks(tenantID string, sources []sourceView) []finding {
 	var out []finding
 	if h.d.CredentialProblem != nil {
@@ -158,4 +168,49 @@ func consentOutcome(r *http.Request) string {
 		return "Admin consent granted for tenant " + q.Get("tenant") + ". The next poll of its sources should succeed."
 	}
 	return ""
+}
+
+// doctorTimeout bounds one run of a tenant's checks from the tenants page.
+const doctorTimeout = time.Minute
+
+// handleDoctor runs socsync doctor's checks of one tenant (admins only) and shows them on the
+// tenants page. The latest report of each tenant is kept in memory, on this replica.
+func (h *Handler) handleDoctor(w http.ResponseWriter, r *http.Request, s *session) {
+	p := s.principal()
+	if p.Role != httpapi.RoleAdmin {
+		h.renderError(w, r, s, http.StatusForbidden, "Forbidden", "Only admins may run a tenant's checks.")
+		return
+	}
+	if h.d.Doctor == nil {
+		h.renderError(w, r, s, http.StatusNotFound, "Not found", "This socsync cannot run checks.")
+		return
+	}
+	id := r.PathValue("id")
+	tenants, err := h.store.Tenants(r.Context(), p.Scope)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	found := false
+	for _, t := range tenants {
+		if strings.EqualFold(t.ID, id) {
+			id, found = t.ID, true
+		}
+	}
+	if !found {
+		h.notFound(w, r, s)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), doctorTimeout)
+	defer cancel()
+	rep, err := h.d.Doctor(ctx, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.doctorMu.Lock()
+	h.reports[strings.ToLower(id)] = rep
+	h.doctorMu.Unlock()
+	h.log.InfoContext(r.Context(), "tenant checks run", "tenant", id, "user", s.User.Name, "ok", rep.OK)
+	http.Redirect(w, r, "/tenants#tenant-"+url.PathEscape(id), http.StatusSeeOther)
 }

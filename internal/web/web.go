@@ -23,9 +23,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/socsync/socsync/internal/config"
+	"github.com/socsync/socsync/internal/doctor"
 	"github.com/socsync/socsync/internal/httpapi"
 	"github.com/socsync/socsync/internal/incident"
 	"github.com/socsync/socsync/internal/store"
@@ -73,7 +75,10 @@ type Deps struct {
 	// CredentialProblem reports why a tenant's credential cannot be built (nil when it can), for
 	// the tenants page's checks. Its errors name configuration keys, never secrets. Optional.
 	CredentialProblem func(tenantID string) error
-	Now               func() time.Time // default time.Now
+	// Doctor runs socsync doctor's checks of a tenant, for the tenants page's "Run checks"
+	// (admins only). Optional: without it the page offers none.
+	Doctor func(ctx context.Context, tenantID string) (doctor.Report, error)
+	Now    func() time.Time // default time.Now
 
 	// Sessions last SessionLifetime from sign-in (default 12h) and end after IdleTimeout
 	// without a request (default 2h).
@@ -99,6 +104,9 @@ type Handler struct {
 	static http.Handler
 	mux    *http.ServeMux
 	hashes chan struct{} // bounds concurrent password hashes (each takes 19 MiB)
+
+	doctorMu sync.Mutex
+	reports  map[string]doctor.Report // the latest doctor report of each tenant, by lower-case id
 }
 
 // New returns the UI handler.
@@ -124,7 +132,7 @@ func New(d Deps) *Handler {
 		d.MaxFailuresPerAddress = 20
 	}
 	h := &Handler{d: d, log: d.Log, store: d.Store, now: d.Now, mux: http.NewServeMux(),
-		editor: httpapi.Editor{Store: d.Store, Queue: d.Queue}, hashes: make(chan struct{}, 4)}
+		editor: httpapi.Editor{Store: d.Store, Queue: d.Queue}, hashes: make(chan struct{}, 4), reports: map[string]doctor.Report{}}
 	if c := d.Config; c != nil {
 		h.secure = c.Server.TLS.Enabled() || strings.HasPrefix(strings.ToLower(c.Server.PublicURL), "https://")
 	}
@@ -150,6 +158,7 @@ func (h *Handler) routes() {
 	h.mux.Handle("POST /incidents/{id}/comments", h.form(h.handleComment))
 	h.mux.Handle("GET /refinements", h.page(h.handleRefinements))
 	h.mux.Handle("GET /tenants", h.page(h.handleTenants))
+	h.mux.Handle("POST /tenants/{id}/doctor", h.form(h.handleDoctor))
 	h.mux.HandleFunc("/", h.handleNotFound)
 }
 
