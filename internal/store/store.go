@@ -47,8 +47,9 @@ const (
 // Store is the database. It is safe for concurrent use.
 type Store struct {
 	dialect Dialect
-	write   *sql.DB // SQLite: one connection, the single writer; PostgreSQL: the pool
-	read    *sql.DB // SQLite: a pool of read connections (WAL); PostgreSQL: same as write
+	write   *sql.DB    // SQLite: one connection, the single writer; PostgreSQL: the pool
+	read    *sql.DB    // SQLite: a pool of read connections (WAL); PostgreSQL: same as write
+	stmts   *stmtCache // SQLite: the writer's prepared statements; nil on PostgreSQL
 	now     func() time.Time
 }
 
@@ -114,7 +115,7 @@ func (s *Store) openSQLite(path string) error {
 		return fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
-	s.write, s.read = w, r
+	s.write, s.read, s.stmts = w, r, newStmtCache(w)
 	return nil
 }
 
@@ -147,7 +148,11 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connections.
 func (s *Store) Close() error {
-	err := s.write.Close()
+	var err error
+	if s.stmts != nil {
+		err = s.stmts.close()
+	}
+	err = errors.Join(err, s.write.Close())
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
 	}
@@ -157,7 +162,7 @@ func (s *Store) Close() error {
 // Tx is a write transaction. Its methods are the building blocks that pollers, the reconciler
 // and the API compose; everything done through one Tx commits or rolls back together.
 type Tx struct {
-	tx  *sql.Tx
+	tx  cachedTx
 	s   *Store
 	now time.Time
 	// changed holds the incidents created or updated in this transaction, in order; each gets
@@ -171,11 +176,14 @@ func (tx *Tx) Now() time.Time { return tx.now }
 // InTx runs fn in a write transaction and commits if fn returns nil. On SQLite the transaction
 // takes the write lock at once (BEGIN IMMEDIATE), so it never fails half-way for a lock.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	if s.stmts != nil && s.stmts.pending() {
+		s.stmts.prepare(ctx)
+	}
 	sqlTx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	tx := &Tx{tx: sqlTx, s: s, now: s.now()}
+	tx := &Tx{tx: cachedTx{sqlTx, s.stmts}, s: s, now: s.now()}
 	err = fn(tx)
 	if err == nil {
 		err = tx.writeOutbox(ctx)
