@@ -100,7 +100,10 @@ func TestForward_Survives413And429StormsWithNothingLost(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	r.run(t, forward.Options{MaxBatchBytes: 8 * oneMB, ClaimLimit: 3000, RequestTimeout: 2e9, MinBackoff: 50e6, MaxBackoff: 500e6})
+	// The request timeout ends the hung requests; it must not end one the emulator is still
+	// storing (a 1 MB upload under -race on two loaded cores took over 2 s): that answer would
+	// be lost, and the batch sent again — an honest repeat, but not what this test is about.
+	r.run(t, forward.Options{MaxBatchBytes: 8 * oneMB, ClaimLimit: 3000, RequestTimeout: 10e9, MinBackoff: 50e6, MaxBackoff: 500e6})
 	eventually(t, "the outbox is drained", func() bool { return pending(t, r.st) == 0 })
 
 	rows := ingested(t, r.env)
