@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -49,6 +50,9 @@ func loadConfig(e env, path string, checkResources bool) (*config.Config, bool) 
 		return nil, false
 	}
 	c, err := config.Load(path, e.getenv)
+	if err == nil {
+		err = c.CheckEnv(envNames(e.getenv))
+	}
 	if err == nil && checkResources {
 		err = c.CheckResources(e.getenv)
 	}
@@ -57,6 +61,20 @@ func loadConfig(e env, path string, checkResources bool) (*config.Config, bool) 
 		return nil, false
 	}
 	return c, true
+}
+
+// envNames lists the SOCSYNC_ variables set in the environment getenv reads, for
+// config.CheckEnv. A lookup function cannot list its variables, so the candidates are the
+// process's and getenv decides which are set (a test's getenv sees none of the process's).
+func envNames(getenv func(string) string) []string {
+	var names []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, config.EnvPrefix) && getenv(name) != "" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
