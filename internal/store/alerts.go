@@ -20,6 +20,10 @@ func (tx *Tx) UpsertAlert(ctx context.Context, a incident.Alert, raw []byte, rep
 	if len(raw) == 0 {
 		raw = []byte("{}")
 	}
+	if tx.alertsWritten == nil {
+		tx.alertsWritten = map[string]bool{}
+	}
+	tx.alertsWritten[a.IncidentID] = true
 	res, err := tx.tx.ExecContext(ctx, `
 		INSERT INTO alerts (tenant_id, remote_id, incident_id, version, reported_at, title, severity, status,
 			service_source, detection_source, product_name, category, created_at, raw)

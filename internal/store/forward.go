@@ -187,26 +187,15 @@ func (s *Store) OutboxStats(ctx context.Context) (OutboxStats, error) {
 }
 
 // outboxProductNames returns the product names of an incident as the forward stream shows them
-// at this version: those of its alerts and those its remote links report (Sentinel's
-// alertProductNames, for alerts not fetched), sorted, each once.
-func (tx *Tx) outboxProductNames(ctx context.Context, tenantID, incidentID string, links []Link) ([]string, error) {
-	rows, err := tx.tx.QueryContext(ctx, `
-		SELECT DISTINCT product_name FROM alerts WHERE tenant_id = $1 AND incident_id = $2 AND product_name <> ''`,
-		strings.ToLower(tenantID), incidentID)
-	if err != nil {
-		return nil, fmt.Errorf("product names of %s: %w", incidentID, err)
-	}
-	defer rows.Close()
+// at this version: those of its alerts (when it may have any) and those its remote links report
+// (Sentinel's alertProductNames, for alerts not fetched), sorted, each once.
+func (tx *Tx) outboxProductNames(ctx context.Context, tenantID, incidentID string, links []Link, withAlerts bool) ([]string, error) {
 	var out []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, fmt.Errorf("product names of %s: %w", incidentID, err)
+	if withAlerts {
+		var err error
+		if out, err = tx.alertProductNames(ctx, tenantID, incidentID); err != nil {
+			return nil, err
 		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	for _, l := range links {
 		var obs struct {
@@ -223,4 +212,27 @@ func (tx *Tx) outboxProductNames(ctx context.Context, tenantID, incidentID strin
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// alertProductNames returns the distinct product names of an incident's stored alerts.
+func (tx *Tx) alertProductNames(ctx context.Context, tenantID, incidentID string) ([]string, error) {
+	rows, err := tx.tx.QueryContext(ctx, `
+		SELECT DISTINCT product_name FROM alerts WHERE tenant_id = $1 AND incident_id = $2 AND product_name <> ''`,
+		strings.ToLower(tenantID), incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("product names of %s: %w", incidentID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("product names of %s: %w", incidentID, err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("product names of %s: %w", incidentID, err)
+	}
+	return out, nil
 }

@@ -179,7 +179,7 @@ func (tx *Tx) CreateIncident(ctx context.Context, inc *incident.Incident, corrKe
 	if ch.Summary == "" {
 		ch.Summary = "created"
 	}
-	tx.noteChange(inc, ch)
+	tx.noteChange(inc, ch).created = true
 	return true, nil
 }
 

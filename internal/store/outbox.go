@@ -45,6 +45,7 @@ type OutboxRow struct {
 type changedIncident struct {
 	tenantID, id string
 	changes      []Change
+	created      bool // created in this transaction: it has only the alerts the transaction wrote
 }
 
 func (tx *Tx) changedIn(inc *incident.Incident) bool {
@@ -56,17 +57,19 @@ func (tx *Tx) changedIn(inc *incident.Incident) bool {
 	return false
 }
 
-func (tx *Tx) noteChange(inc *incident.Incident, ch Change) {
+// noteChange records a change of inc in this transaction and returns its entry.
+func (tx *Tx) noteChange(inc *incident.Incident, ch Change) *changedIncident {
 	if ch.At.IsZero() {
 		ch.At = tx.now
 	}
 	for i, c := range tx.changed {
 		if c.id == inc.ID && c.tenantID == inc.TenantID {
 			tx.changed[i].changes = append(c.changes, ch)
-			return
+			return &tx.changed[i]
 		}
 	}
 	tx.changed = append(tx.changed, changedIncident{tenantID: inc.TenantID, id: inc.ID, changes: []Change{ch}})
+	return &tx.changed[len(tx.changed)-1]
 }
 
 // writeOutbox writes, just before commit, the outbox row of every incident the transaction
@@ -86,7 +89,10 @@ func (tx *Tx) writeOutbox(ctx context.Context) error {
 			rec.Links = append(rec.Links, OutboxLink{Kind: l.Kind, SourceID: l.SourceID, ExternalID: l.ExternalID,
 				ProviderIncidentID: l.ProviderIncidentID, URL: l.URL})
 		}
-		if rec.ProductNames, err = tx.outboxProductNames(ctx, c.tenantID, c.id, links); err != nil {
+		// An incident created in this transaction has no stored alerts but those written in it:
+		// without them, reading its alerts' products is a query for nothing.
+		withAlerts := !c.created || tx.alertsWritten[c.id]
+		if rec.ProductNames, err = tx.outboxProductNames(ctx, c.tenantID, c.id, links, withAlerts); err != nil {
 			return err
 		}
 		b, err := json.Marshal(rec)

@@ -168,6 +168,8 @@ type Tx struct {
 	// changed holds the incidents created or updated in this transaction, in order; each gets
 	// one new version and one outbox row, written at commit with its final state.
 	changed []changedIncident
+	// alertsWritten holds the incidents this transaction stored alerts of.
+	alertsWritten map[string]bool
 }
 
 // Now is the time the transaction started, by the store's clock; rows written in it carry it.
