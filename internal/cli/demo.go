@@ -1,11 +1,19 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/socsync/socsync/internal/config"
@@ -62,8 +70,16 @@ func cmdDemo(ctx context.Context, e env, args []string) int {
 	defer srv.Close()
 
 	cfgPath := filepath.Join(dir, "socsync.yaml")
-	err = emuconfig.Write(cfgPath, emuconfig.Params{Info: em.Info(srv.URL, srv.CAFile), Listen: *listen,
-		Database: "sqlite:socsync.db", Idle: "10s", Hot: "2s", AlertRefresh: "30s"})
+	info := em.Info(srv.URL, srv.CAFile)
+	hookToken, err := newPassword()
+	if err == nil {
+		err = emuconfig.Write(cfgPath, emuconfig.Params{Info: info, Listen: *listen,
+			Database: "sqlite:socsync.db", Idle: "10s", Hot: "2s", AlertRefresh: "30s", Extra: demoWebhookConfig(info)})
+	}
+	if err == nil {
+		// emuconfig.Write made the secrets directory; the webhook's token goes beside the others.
+		err = os.WriteFile(filepath.Join(dir, demoWebhookTokenFile), []byte(hookToken+"\n"), 0o600)
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "socsync demo: %v\n", err)
 		return exitFailure
@@ -104,8 +120,12 @@ func cmdDemo(ctx context.Context, e env, args []string) int {
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
 	go func() { errc <- h.Run(ctx, ready) }()
+	var act demoActivity
+	defer act.stop()
 	select {
 	case addr := <-ready:
+		// Hub-side activity: Splunk's webhook alert action posting alerts.
+		act.start(ctx, demoHub{base: "http://" + addr, hookToken: hookToken, info: info, seed: *seed, log: log})
 		fmt.Fprintf(e.stdout, `socsync demo is running with %d sample tenants (emulated Microsoft APIs at %s).
 
   Web UI:   http://%s/
@@ -114,13 +134,16 @@ func cmdDemo(ctx context.Context, e env, args []string) int {
 
 Files (configuration, database, emulator CA) are in %s.
 Remote analysts are at work: new incidents, edits, merges and alert changes keep coming.
+Splunk posts webhook alerts for %s to http://%s/api/v1/webhooks/%s (its token is in %s).
 Press Ctrl-C to stop.
-`, *tenants, srv.URL, addr, login.text, login.token, addr, dir)
+`, *tenants, srv.URL, addr, login.text, login.token, addr, dir, info.Tenants[0].Name, addr, demoWebhook, demoWebhookTokenFile)
 	case err := <-errc:
 		fmt.Fprintf(e.stderr, "socsync demo: %v\n", err)
 		return exitFailure
 	}
-	if err := <-errc; err != nil {
+	err = <-errc
+	act.stop()
+	if err != nil {
 		fmt.Fprintf(e.stderr, "socsync demo: %v\n", err)
 		return exitFailure
 	}
@@ -164,4 +187,154 @@ func demoLogin(ctx context.Context, st *store.Store) (demoCredentials, error) {
 		return demoCredentials{}, err
 	}
 	return demoCredentials{text: fmt.Sprintf("Sign in:  user %s, password %s", u.Name, password), token: tok}, nil
+}
+
+// The demo's Splunk webhook: Splunk's webhook alert action of the first tenant's SOC posts to
+// /api/v1/webhooks/splunk with the token in the URL, as Splunk can (it cannot set headers).
+const (
+	demoWebhook          = "splunk"
+	demoWebhookTokenFile = "secrets/splunk-webhook.token" // relative to the configuration
+)
+
+// demoWebhookConfig is the webhooks section of the demo's configuration: the token by file
+// reference, never inline.
+func demoWebhookConfig(info emulator.Info) string {
+	return fmt.Sprintf(`webhooks:
+  - name: %s
+    kind: splunk
+    tenant: %s
+    token: file:%s
+`, demoWebhook, info.Tenants[0].TenantID, demoWebhookTokenFile)
+}
+
+// demoHub is what the hub-side activity needs to know about the running demo.
+type demoHub struct {
+	base      string // the hub's URL, http://host:port
+	hookToken string
+	info      emulator.Info
+	seed      int64
+	log       *slog.Logger
+}
+
+// demoPace is how often the hub-side activity acts: each about every interval (between half
+// and one and a half of it, at random), the first soon after the start.
+var demoPace = struct {
+	First       time.Duration // before the first of each
+	SplunkEvery time.Duration // a Splunk webhook alert
+}{First: 3 * time.Second, SplunkEvery: 30 * time.Second}
+
+// demoActivity runs the hub side of the demo's scenario until stopped.
+type demoActivity struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (a *demoActivity) start(ctx context.Context, h demoHub) {
+	ctx, a.cancel = context.WithCancel(ctx)
+	client := &http.Client{Timeout: 10 * time.Second}
+	a.loop(ctx, demoPace.First, demoPace.SplunkEvery, uint64(h.seed)*2+1, func(r *rand.Rand, n int) {
+		h.postSplunkAlert(ctx, client, r, n)
+	})
+}
+
+// stop ends the activity and waits for it (a no-op when it never started).
+func (a *demoActivity) stop() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+}
+
+// loop calls act after first and then about every interval until ctx ends.
+func (a *demoActivity) loop(ctx context.Context, first, every time.Duration, seed uint64, act func(r *rand.Rand, n int)) {
+	r := rand.New(rand.NewPCG(seed, 0x50c5))
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		wait := first
+		for n := 1; ; n++ {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			act(r, n)
+			wait = every/2 + time.Duration(r.Int64N(int64(every)))
+		}
+	}()
+}
+
+// splunkSearch is a saved search whose alert action posts to the demo's webhook.
+type splunkSearch struct {
+	name, app, owner string
+	result           func(r *rand.Rand) map[string]any
+}
+
+func demoIP(r *rand.Rand, prefix string) string {
+	return fmt.Sprintf("%s.%d.%d", prefix, r.IntN(255), 1+r.IntN(254))
+}
+
+var splunkSearches = []splunkSearch{
+	{"Access - Excessive Failed Logins - Rule", "SplunkEnterpriseSecuritySuite", "nobody", func(r *rand.Rand) map[string]any {
+		return map[string]any{"src": demoIP(r, "10.20"), "user": []string{"svc-backup", "j.doe", "administrator"}[r.IntN(3)],
+			"app": "win:remote", "failure": fmt.Sprint(20 + r.IntN(200)), "urgency": "high"}
+	}},
+	{"Threat - Outbound Traffic to Known Malicious IP - Rule", "SplunkEnterpriseSecuritySuite", "nobody", func(r *rand.Rand) map[string]any {
+		return map[string]any{"src": demoIP(r, "10.40"), "dest": demoIP(r, "185.220"), "dest_port": "443",
+			"bytes_out": fmt.Sprint(10000 + r.IntN(5000000)), "threat_collection": "ip_intel", "urgency": "critical"}
+	}},
+	{"Endpoint - Suspicious PowerShell Encoded Command", "search", "admin", func(r *rand.Rand) map[string]any {
+		return map[string]any{"host": fmt.Sprintf("WS-%04d", r.IntN(10000)), "user": "CORP\\j.doe", "process": "powershell.exe",
+			"process_exec": "powershell.exe -NoP -W Hidden -enc SQBFAFgA…", "severity": "4", "count": fmt.Sprint(1 + r.IntN(5))}
+	}},
+	{"Web - Abnormally High Number of HTTP 404 Errors", "SplunkEnterpriseSecuritySuite", "nobody", func(r *rand.Rand) map[string]any {
+		return map[string]any{"src": demoIP(r, "203.0"), "dest": "www.example.com", "count": fmt.Sprint(500 + r.IntN(5000)), "urgency": "low"}
+	}},
+	{"Network - Unusual Volume of DNS TXT Queries", "search", "soc-splunk", func(r *rand.Rand) map[string]any {
+		return map[string]any{"src": demoIP(r, "10.60"), "query_count": fmt.Sprint(300 + r.IntN(3000)), "urgency": "medium"}
+	}},
+}
+
+// splunkDelivery is the body of the nth delivery of Splunk's webhook alert action: the first
+// result row's fields in result, the search job id (sid), a link to the results, the saved
+// search's name, owner and app.
+func splunkDelivery(r *rand.Rand, n int, now time.Time) map[string]any {
+	s := splunkSearches[r.IntN(len(splunkSearches))]
+	at := now.Add(-time.Duration(30+r.IntN(240)) * time.Second)
+	sid := fmt.Sprintf("scheduler__%s__%s__RMD5%016x_at_%d_%d", s.owner, s.app, r.Uint64(), now.Unix(), 1000+n)
+	result := s.result(r)
+	result["_time"] = fmt.Sprintf("%d.000", at.Unix())
+	return map[string]any{
+		"result":       result,
+		"sid":          sid,
+		"results_link": "https://splunk.example.net:8000/app/" + s.app + "/@go?sid=" + sid,
+		"search_name":  s.name,
+		"owner":        s.owner,
+		"app":          s.app,
+	}
+}
+
+// postSplunkAlert delivers one Splunk webhook alert to the hub.
+func (h demoHub) postSplunkAlert(ctx context.Context, client *http.Client, r *rand.Rand, n int) {
+	body, _ := json.Marshal(splunkDelivery(r, n, time.Now()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		h.base+"/api/v1/webhooks/"+demoWebhook+"?token="+url.QueryEscape(h.hookToken), bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("demo: the Splunk webhook alert was not delivered", "err", err)
+		}
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		h.log.Warn("demo: the hub refused the Splunk webhook alert", "status", resp.StatusCode)
+	}
 }
