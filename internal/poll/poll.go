@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socsync/socsync/internal/graph"
 	"github.com/socsync/socsync/internal/incident"
 	"github.com/socsync/socsync/internal/ingest"
+	"github.com/socsync/socsync/internal/sentinel"
 	"github.com/socsync/socsync/internal/store"
 	"github.com/socsync/socsync/internal/throttle"
 )
@@ -200,11 +202,20 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progresse
 	}
 }
 
+// untrustedTimeFlags mark observations whose timestamps were odd: a change time in the future
+// (the remote's clock runs ahead) or not in UTC (an offset, or none at all). Both clients flag
+// alike.
+var untrustedTimeFlags = []string{graph.FlagFutureTimestamp, graph.FlagNonUTCTimestamp,
+	sentinel.FlagFutureTimestamp, sentinel.FlagNonUTCTimestamp}
+
 // usableCursor reports whether an observation's change time may move a cursor: a flagged
-// (future or otherwise odd) timestamp is stored but never trusted as a cursor.
+// (future or non-UTC) timestamp is stored but never trusted as a cursor, nor is one beyond
+// now plus five minutes.
 func usableCursor(o incident.Observation, now time.Time) bool {
-	if slices.Contains(o.Flags, "future-timestamp") {
-		return false
+	for _, f := range untrustedTimeFlags {
+		if slices.Contains(o.Flags, f) {
+			return false
+		}
 	}
 	return !o.UpdatedAt.After(now.Add(5 * time.Minute))
 }

@@ -1,12 +1,17 @@
 package poll_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +36,8 @@ type env struct {
 	info  emulator.Info
 	store *store.Store
 	creds map[string]azcore.TokenCredential
+	// client sends the pollers' requests (default: the emulator's HTTPS client).
+	client *http.Client
 }
 
 func newEnv(t *testing.T, tenants int) *env {
@@ -52,7 +59,7 @@ func newEnv(t *testing.T, tenants int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); srv.Close(); e.Close(); st.Close() })
-	v := &env{e: e, srv: srv, info: e.Info(srv.URL, srv.CAFile), store: st, creds: map[string]azcore.TokenCredential{}}
+	v := &env{e: e, srv: srv, info: e.Info(srv.URL, srv.CAFile), store: st, creds: map[string]azcore.TokenCredential{}, client: srv.Client()}
 	var ts []store.Tenant
 	var ss []store.Source
 	for _, ti := range v.info.Tenants {
@@ -88,13 +95,13 @@ func (v *env) resolve(src store.Source) (poll.Target, error) {
 		Idle: time.Hour, Hot: time.Hour}
 	cred := v.creds[src.TenantID]
 	if src.Kind == store.KindDefender {
-		c, err := graph.New(v.srv.URL, cred, v.srv.Client(), src.TenantID, nil)
+		c, err := graph.New(v.srv.URL, cred, v.client, src.TenantID, nil)
 		t.Fetcher = poll.GraphFetcher{Client: c}
 		return t, err
 	}
 	for _, w := range ti.Sentinel {
 		if store.SourceID(src.TenantID, store.KindSentinel, w.SubscriptionID+"/"+w.ResourceGroup+"/"+w.Workspace) == src.ID {
-			c, err := sentinel.New(v.srv.URL, cred, v.srv.Client(), src.TenantID,
+			c, err := sentinel.New(v.srv.URL, cred, v.client, src.TenantID,
 				sentinel.Workspace{SubscriptionID: w.SubscriptionID, ResourceGroup: w.ResourceGroup, Workspace: w.Workspace}, &sentinel.Options{PageSize: 3})
 			t.Fetcher = poll.SentinelFetcher{Client: c}
 			return t, err
@@ -338,5 +345,115 @@ func TestPoll_DeadlineIsOneOfProgress_ALongBacklogFinishesAHungPageIsCutOff(t *t
 	srcs, _ = v.store.Sources(context.Background(), store.AllTenants())
 	if !strings.Contains(srcs[0].LastError, "nothing read or stored within polling.timeout") {
 		t.Errorf("a hung page: last error %q, want the poll cut off for making no progress", srcs[0].LastError)
+	}
+}
+
+// offsetTimes gives Graph's incident lists, while on is set, every change time with a +02:00
+// offset: the same instant, not written in UTC.
+type offsetTimes struct {
+	next http.RoundTripper
+	on   atomic.Bool
+}
+
+var changeTimeRE = regexp.MustCompile(`"lastUpdateDateTime":"([^"]+)"`)
+
+func (o *offsetTimes) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(req)
+	if err != nil || !o.on.Load() || req.URL.Path != "/v1.0/security/incidents" {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	zone := time.FixedZone("", 2*3600)
+	b = changeTimeRE.ReplaceAllFunc(b, func(m []byte) []byte {
+		at, err := time.Parse(time.RFC3339Nano, string(changeTimeRE.FindSubmatch(m)[1]))
+		if err != nil {
+			return m
+		}
+		return []byte(`"lastUpdateDateTime":"` + at.In(zone).Format(time.RFC3339Nano) + `"`)
+	})
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// cursorTime is the change time a source's cursor stands at.
+func (v *env) cursorTime(t *testing.T, sourceID string) time.Time {
+	t.Helper()
+	srcs, err := v.store.Sources(context.Background(), store.AllTenants())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srcs {
+		if s.ID != sourceID {
+			continue
+		}
+		var c struct {
+			T time.Time `json:"t"`
+		}
+		if err := json.Unmarshal([]byte(s.Cursor), &c); err != nil {
+			t.Fatalf("cursor %q: %v", s.Cursor, err)
+		}
+		return c.T
+	}
+	t.Fatalf("no source %s", sourceID)
+	return time.Time{}
+}
+
+// link returns the link of tenant's hub incident titled title.
+func (v *env) link(t *testing.T, tenant int, title string) store.Link {
+	t.Helper()
+	for _, si := range v.incidents(t, tenant) {
+		if si.Title != title {
+			continue
+		}
+		links, err := v.store.Links(context.Background(), si.TenantID, si.ID)
+		if err != nil || len(links) != 1 {
+			t.Fatalf("incident %q: links %+v, %v", title, links, err)
+		}
+		return links[0]
+	}
+	t.Fatalf("no hub incident %q", title)
+	return store.Link{}
+}
+
+// A change time Graph writes with an offset instead of in UTC is kept (as the same instant),
+// flagged non-utc-timestamp, and never used as the cursor; once change times come in UTC again
+// the cursor moves on.
+func TestPoll_NonUTCChangeTimesAreKeptFlaggedAndNeverMoveTheCursor(t *testing.T) {
+	v := newEnv(t, 1)
+	offset := &offsetTimes{next: v.srv.Client().Transport}
+	v.client = &http.Client{Transport: offset}
+	src := store.SourceID(v.info.Tenants[0].TenantID, store.KindDefender, "")
+	sameMs := func(a, b time.Time) bool { return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond)) }
+
+	v.create(t, 0, emulator.NewIncident{Title: "in-utc", Where: "defender"})
+	v.pollAll(t, 1)
+	first := v.link(t, 0, "in-utc").RemoteUpdated
+	if cur := v.cursorTime(t, src); first.IsZero() || !sameMs(cur, first) {
+		t.Fatalf("cursor %s after a UTC change time %s, want that time", cur, first)
+	}
+
+	offset.on.Store(true)
+	v.create(t, 0, emulator.NewIncident{Title: "with-offset", Where: "defender"})
+	v.pollAll(t, 1)
+	l := v.link(t, 0, "with-offset")
+	if !strings.Contains(l.Flags, graph.FlagNonUTCTimestamp) {
+		t.Errorf("flags %q, want %s", l.Flags, graph.FlagNonUTCTimestamp)
+	}
+	if !l.RemoteUpdated.After(first) || l.RemoteUpdated.Location() != time.UTC {
+		t.Errorf("kept change time %s, want the instant sent (in UTC), after %s", l.RemoteUpdated, first)
+	}
+	if cur := v.cursorTime(t, src); !sameMs(cur, first) {
+		t.Errorf("cursor %s after a non-UTC change time %s, want it left at %s", cur, l.RemoteUpdated, first)
+	}
+
+	offset.on.Store(false)
+	v.pollAll(t, 1)
+	if cur := v.cursorTime(t, src); !sameMs(cur, l.RemoteUpdated) {
+		t.Errorf("cursor %s once the change time comes in UTC, want %s", cur, l.RemoteUpdated)
 	}
 }
