@@ -3,11 +3,12 @@
 // workspace, the normalisation of its payloads into incident.Observation, and Apply, which
 // writes hub changes into a Sentinel incident by Sentinel's rules.
 //
-// It rides on azcore's pipeline: bearer tokens for https://management.azure.com/.default,
-// requested for the client's tenant only, and no retries of its own — the transport given to
-// New (socsync's throttle transport) paces, retries and reports *throttle.Throttled. Budget
-// keys (Scope: the subscription): incident GETs and lists "arm-read"; comment GETs and the
-// alerts POST "sentinel-read"; incident and comment PUTs "sentinel-write".
+// It rides on azcore's ARM pipeline (arm/runtime.NewPipeline, resource provider registration
+// off): bearer tokens for https://management.azure.com/.default, requested for the client's
+// tenant only, and no retries of its own — the transport given to New (socsync's throttle
+// transport) paces, retries and reports *throttle.Throttled. Budget keys (Scope: the
+// subscription): incident GETs and lists "arm-read"; comment GETs and the alerts POST
+// "sentinel-read"; incident and comment PUTs "sentinel-write".
 package sentinel
 
 import (
@@ -25,6 +26,9 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	armruntime "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -161,17 +165,30 @@ func New(endpoint string, cred azcore.TokenCredential, transport policy.Transpor
 		"/resourceGroups/" + url.PathEscape(ws.ResourceGroup) +
 		"/providers/Microsoft.OperationalInsights/workspaces/" + url.PathEscape(ws.Workspace)
 	c.collection = c.workspacePath + "/providers/Microsoft.SecurityInsights/incidents"
-	bearer := runtime.NewBearerTokenPolicy(cred, []string{Scope}, &policy.BearerTokenOptions{
-		AuthorizationHandler: policy.AuthorizationHandler{OnRequest: c.authorize},
-	})
-	c.pl = runtime.NewPipeline("socsync/sentinel", o.Version, runtime.PipelineOptions{
+	// azcore's ARM pipeline: its bearer token policy asks for the Resource Manager audience of
+	// the cloud configuration below (Scope) and caches the token; tenantCredential makes every
+	// token one of the client's tenant, and hostGuard, which runs before it, refuses to let a
+	// token go anywhere but the endpoint. Resource provider registration is off: socsync reads
+	// and writes incidents in customers' subscriptions and must never register providers there
+	// (it has no right to, and it would be calls the budgets do not know of).
+	pl, err := armruntime.NewPipeline("socsync/sentinel", o.Version, tenantCredential{cred: cred, c: c}, runtime.PipelineOptions{
 		PerCall:  []policy.Policy{userAgent("socsync/" + o.Version)},
-		PerRetry: []policy.Policy{bearer},
-	}, &policy.ClientOptions{
-		Transport: transport,
-		Retry:     policy.RetryOptions{MaxRetries: -1}, // retries belong to the throttle transport
-		Telemetry: policy.TelemetryOptions{Disabled: true},
+		PerRetry: []policy.Policy{hostGuard{c}},
+	}, &arm.ClientOptions{
+		ClientOptions: policy.ClientOptions{
+			Cloud: cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+				cloud.ResourceManager: {Endpoint: base.String(), Audience: strings.TrimSuffix(Scope, "/.default")},
+			}},
+			Transport: transport,
+			Retry:     policy.RetryOptions{MaxRetries: -1}, // retries belong to the throttle transport
+			Telemetry: policy.TelemetryOptions{Disabled: true},
+		},
+		DisableRPRegistration: true,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("sentinel: %w", err)
+	}
+	c.pl = pl
 	return c, nil
 }
 
@@ -181,21 +198,37 @@ func (c *Client) Workspace() Workspace { return c.ws }
 // TenantID returns the tenant the client works for.
 func (c *Client) TenantID() string { return c.tenantID }
 
-// authorize gets the token for the client's tenant, and only for requests to its endpoint: a
-// second line behind followable, so that no code path can send the token elsewhere.
-func (c *Client) authorize(req *policy.Request, authorize func(policy.TokenRequestOptions) error) error {
+// hostGuard lets requests go only to the client's endpoint, before the pipeline's bearer token
+// policy adds a token: a second line behind followable, so that no code path can send the
+// token elsewhere.
+type hostGuard struct{ c *Client }
+
+func (g hostGuard) Do(req *policy.Request) (*http.Response, error) {
 	u := req.Raw().URL
-	if !strings.EqualFold(u.Scheme, c.base.Scheme) || !strings.EqualFold(u.Host, c.base.Host) {
-		return fmt.Errorf("%w: refusing to send a token to %s", ErrForeignHost, u.Host)
+	if !strings.EqualFold(u.Scheme, g.c.base.Scheme) || !strings.EqualFold(u.Host, g.c.base.Host) {
+		return nil, fmt.Errorf("%w: refusing to send a token to %s", ErrForeignHost, u.Host)
 	}
-	tro := policy.TokenRequestOptions{Scopes: []string{Scope}, TenantID: c.tenantID}
-	if c.tokenRefused.Swap(false) {
+	return req.Next()
+}
+
+// tenantCredential is the credential the pipeline's bearer token policy gets its tokens from:
+// always for the client's tenant, a fresh one (not the SDK's cached one) after the remote
+// refused a token, and its failures a *tokenError.
+type tenantCredential struct {
+	cred azcore.TokenCredential
+	c    *Client
+}
+
+func (t tenantCredential) GetToken(ctx context.Context, tro policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tro.TenantID = t.c.tenantID
+	if t.c.tokenRefused.Swap(false) && tro.Claims == "" {
 		tro.Claims = freshToken(time.Now())
 	}
-	if err := authorize(tro); err != nil {
-		return &tokenError{err: err}
+	tk, err := t.cred.GetToken(ctx, tro)
+	if err != nil {
+		return tk, &tokenError{err: err}
 	}
-	return nil
+	return tk, nil
 }
 
 type userAgent string

@@ -631,3 +631,36 @@ func TestExpiredToken_IsReplacedAfterTheRemoteRefusesIt(t *testing.T) {
 		t.Fatalf("after the 401: %v, want a new token and the page", err)
 	}
 }
+
+// The client rides on azcore's ARM pipeline with resource provider registration off: a
+// subscription where Microsoft.SecurityInsights is not registered answers 409
+// MissingSubscriptionRegistration, and the client reports it — it never tries to register
+// the provider in the customer's subscription.
+func TestMissingProviderRegistration_IsReportedAndNeverRegistered(t *testing.T) {
+	v := newEnv(t, emulator.Options{IncidentsPerTenant: -1})
+	var mu sync.Mutex
+	var sentReqs []string
+	tr := transportFunc(func(req *http.Request) (*http.Response, error) {
+		mu.Lock()
+		sentReqs = append(sentReqs, req.Method+" "+req.URL.Path)
+		mu.Unlock()
+		body := `{"error":{"code":"MissingSubscriptionRegistration","message":"The subscription is not registered to use namespace 'Microsoft.SecurityInsights'."}}`
+		return &http.Response{StatusCode: http.StatusConflict, Status: "409 Conflict", Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
+	})
+	ti := v.tenant(mirroredTenant)
+	c, err := sentinel.New(v.srv.URL, v.credential(t, mirroredTenant), tr, ti.TenantID, v.workspace(mirroredTenant, 0), &sentinel.Options{Now: v.e.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ListChanged(context.Background(), time.Time{}, "")
+	var se *sentinel.Error
+	if !errors.As(err, &se) || se.Code != "MissingSubscriptionRegistration" {
+		t.Errorf("got %v, want the 409 MissingSubscriptionRegistration", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sentReqs) != 1 {
+		t.Errorf("%d requests %v, want the list alone (no provider registration)", len(sentReqs), sentReqs)
+	}
+}
