@@ -39,8 +39,15 @@ type FaultRule struct {
 	RateTruncate float64 `json:"rate_truncate,omitempty"`
 	// RateReset resets the connection without answering.
 	RateReset float64 `json:"rate_reset,omitempty"`
+	// Rate413 answers 413 Payload Too Large whatever the request's size, with the Logs
+	// Ingestion API's ContentLengthLimitExceeded error (ingestion rules only).
+	Rate413 float64 `json:"rate_413,omitempty"`
 	// LatencyMs adds a [min, max] delay in milliseconds to every matched request.
 	LatencyMs []int `json:"latency_ms,omitempty"`
+	// LatencyAfterMs holds the answer of every matched request for a [min, max] delay in
+	// milliseconds after the request was served: its effects (rows ingested, a change made)
+	// are in place while the client still waits for the answer.
+	LatencyAfterMs []int `json:"latency_after_ms,omitempty"`
 }
 
 func (p FaultProfile) validate() error {
@@ -53,7 +60,7 @@ func (p FaultProfile) validate() error {
 		}
 		sum := 0.0
 		for name, v := range map[string]float64{"rate_429": r.Rate429, "rate_5xx": r.Rate5xx, "rate_hang": r.RateHang,
-			"rate_truncate": r.RateTruncate, "rate_reset": r.RateReset} {
+			"rate_truncate": r.RateTruncate, "rate_reset": r.RateReset, "rate_413": r.Rate413} {
 			if v < 0 || v > 1 {
 				return fmt.Errorf("%s.%s: want a fraction between 0 and 1, got %v", at, name, v)
 			}
@@ -62,7 +69,10 @@ func (p FaultProfile) validate() error {
 		if sum > 1.000001 {
 			return fmt.Errorf("%s: the rates add up to %v, more than 1", at, sum)
 		}
-		for name, rg := range map[string][]int{"retry_after_s": r.RetryAfter, "latency_ms": r.LatencyMs} {
+		if r.Rate413 > 0 && r.API != apiIngestion {
+			return fmt.Errorf("%s.rate_413: only the ingestion API answers 413 for a request's size; set api: ingestion", at)
+		}
+		for name, rg := range map[string][]int{"retry_after_s": r.RetryAfter, "latency_ms": r.LatencyMs, "latency_after_ms": r.LatencyAfterMs} {
 			if len(rg) != 0 && (len(rg) != 2 || rg[0] < 0 || rg[1] < rg[0]) {
 				return fmt.Errorf("%s.%s: want [min, max] with 0 <= min <= max, got %v", at, name, rg)
 			}
@@ -106,11 +116,13 @@ const (
 	faultHang
 	faultTruncate
 	faultReset
+	fault413
 )
 
 type faultPlan struct {
 	kind       faultKind
 	latency    time.Duration
+	after      time.Duration // the answer's delay after the request was served
 	retryAfter int
 	status     int
 }
@@ -164,6 +176,9 @@ func (e *Emulator) faultPlan(c *call) faultPlan {
 	if len(r.LatencyMs) == 2 {
 		p.latency = time.Duration(r.LatencyMs[0]+rnd.IntN(r.LatencyMs[1]-r.LatencyMs[0]+1)) * time.Millisecond
 	}
+	if len(r.LatencyAfterMs) == 2 {
+		p.after = time.Duration(r.LatencyAfterMs[0]+rnd.IntN(r.LatencyAfterMs[1]-r.LatencyAfterMs[0]+1)) * time.Millisecond
+	}
 	u := rnd.Float64()
 	pick := func(rate float64) bool {
 		if u < rate {
@@ -190,6 +205,8 @@ func (e *Emulator) faultPlan(c *call) faultPlan {
 		p.kind = faultTruncate
 	case pick(r.RateReset):
 		p.kind = faultReset
+	case pick(r.Rate413):
+		p.kind = fault413
 	}
 	return p
 }

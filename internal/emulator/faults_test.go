@@ -224,6 +224,9 @@ func TestFaults_AdminGetPutDeleteAndValidation(t *testing.T) {
 		{map[string]any{"latency_ms": []int{5, 1}}, "rules[0].latency_ms: want [min, max] with 0 <= min <= max, got [5 1]"},
 		{map[string]any{"rate_429": 0.1, "retry_after_s": []int{0, 3}}, "rules[0].retry_after_s: Retry-After must be at least 1 second"},
 		{map[string]any{"rate_5xx": 0.1, "statuses_5xx": []int{404}}, "rules[0].statuses_5xx: 404 is not a 5xx status"},
+		{map[string]any{"api": "graph", "rate_413": 0.1}, "rules[0].rate_413: only the ingestion API answers 413 for a request's size; set api: ingestion"},
+		{map[string]any{"api": "ingestion", "rate_413": 0.6, "rate_429": 0.6}, "rules[0]: the rates add up to 1.2, more than 1"},
+		{map[string]any{"latency_after_ms": []int{1}}, "rules[0].latency_after_ms: want [min, max] with 0 <= min <= max, got [1]"},
 		{map[string]any{"unknown": 1}, `invalid JSON body: json: unknown field "unknown"`},
 	}
 	for _, c := range cases {
@@ -261,5 +264,84 @@ func TestFaults_TruncateAndResetOverHTTP1(t *testing.T) {
 	v.setFaults(FaultRule{API: "graph", RateReset: 1})
 	if _, _, err := get(); err == nil || !strings.Contains(err.Error(), "reset") {
 		t.Fatalf("reset over HTTP/1.1: %v", err)
+	}
+}
+
+func TestFaults_Injected413IsLogsIngestionsContentLengthErrorAndStoresNothing(t *testing.T) {
+	v := newEnv(t, Options{})
+	tok := v.ingestionToken()
+	small := []byte(`[{"TimeGenerated":"2026-11-02T09:00:00Z","Computer":"a"}]`)
+	v.setFaults(FaultRule{API: "ingestion", Rate413: 1})
+	resp, b := v.do("POST", v.ingestPath(), tok, gzipBytes(t, small), "Content-Encoding", "gzip")
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	if code, msg := errBody(t, m); resp.StatusCode != 413 || code != "ContentLengthLimitExceeded" || resp.Header.Get("x-ms-error-code") != code ||
+		!strings.Contains(msg, "Maximum allowed content length: 1048576 bytes") {
+		t.Fatalf("injected 413: %d %q %s", resp.StatusCode, resp.Header.Get("x-ms-error-code"), b)
+	}
+	if n := v.e.IngestedTotal(v.info.LogsIngestion.Stream); n != 0 {
+		t.Errorf("a 413 stored %d rows", n)
+	}
+	recs, _ := v.e.RequestHistory()
+	if last := recs[len(recs)-1]; last.Fault != "413" || last.Status != 413 {
+		t.Errorf("request record %+v", last)
+	}
+	// A fraction: some requests get through, the others are refused; no other API is touched.
+	v.setFaults(FaultRule{API: "ingestion", Rate413: 0.5})
+	got := map[int]int{}
+	for range 40 {
+		resp, _ := v.do("POST", v.ingestPath(), tok, small)
+		got[resp.StatusCode]++
+	}
+	if got[413] < 8 || got[204] < 8 || got[413]+got[204] != 40 {
+		t.Errorf("rate_413 0.5 over 40 uploads: %v", got)
+	}
+	if resp, _ := v.do("GET", incidentsPath, v.graphToken(0), nil); resp.StatusCode != 200 {
+		t.Errorf("graph under an ingestion rule: %d", resp.StatusCode)
+	}
+}
+
+func TestFaults_LatencyAfterStoresTheRowsBeforeTheAnswerLeaves(t *testing.T) {
+	v := newEnv(t, Options{})
+	tok := v.ingestionToken()
+	stream := v.info.LogsIngestion.Stream
+	v.setFaults(FaultRule{API: "ingestion", LatencyAfterMs: []int{1500, 1500}})
+	type answer struct {
+		status int
+		at     time.Time
+	}
+	done := make(chan answer, 1)
+	start := time.Now()
+	go func() {
+		req, _ := http.NewRequest("POST", v.srv.URL+v.ingestPath(), strings.NewReader(`[{"Computer":"late"}]`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := v.c.Do(req)
+		if err != nil {
+			done <- answer{}
+			return
+		}
+		resp.Body.Close()
+		done <- answer{resp.StatusCode, time.Now()}
+	}()
+	var storedAt time.Time
+	for storedAt.IsZero() && time.Since(start) < 10*time.Second {
+		select {
+		case a := <-done:
+			t.Fatalf("answered %d before the rows were seen stored", a.status)
+		default:
+		}
+		if v.e.IngestedTotal(stream) == 1 {
+			storedAt = time.Now()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if storedAt.IsZero() {
+		t.Fatal("the rows were never stored")
+	}
+	a := <-done
+	if a.status != 204 || a.at.Sub(start) < 1500*time.Millisecond || !a.at.After(storedAt) {
+		t.Errorf("answer %d after %v (stored after %v); want 204 held 1.5 s after the rows were stored",
+			a.status, a.at.Sub(start), storedAt.Sub(start))
 	}
 }

@@ -240,14 +240,40 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serverError(plan.status)
 		e.logCall(c)
 		return
+	case fault413:
+		c.rec.Fault = "413"
+		c.contentTooLarge(r.ContentLength)
+		e.logCall(c)
+		return
 	case faultTruncate:
 		c.rec.Fault = "truncate"
 		c.w.buf = &bytes.Buffer{}
 	}
+	if plan.after > 0 && c.w.buf == nil {
+		c.w.buf = &bytes.Buffer{} // the answer waits; the request's effects do not
+	}
 	rt.h(c)
 	e.logCall(c)
-	if c.w.buf != nil {
+	if plan.after > 0 {
+		t := time.NewTimer(plan.after)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		case <-e.done:
+			t.Stop()
+		}
+	}
+	switch {
+	case plan.kind == faultTruncate:
 		truncate(w, c.w)
+	case c.w.buf != nil:
+		status := c.w.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		w.WriteHeader(status)
+		w.Write(c.w.buf.Bytes())
 	}
 }
 

@@ -26,6 +26,12 @@ func (c *call) ingestionError(status int, code, msg string) {
 	c.json(status, obj{{"error", obj{{"code", code}, {"message", msg}}}})
 }
 
+// contentTooLarge answers 413 as Logs Ingestion does for a body of n bytes.
+func (c *call) contentTooLarge(n int64) {
+	c.ingestionError(http.StatusRequestEntityTooLarge, "ContentLengthLimitExceeded",
+		"Maximum allowed content length: "+strconv.Itoa(maxIngestBytes)+" bytes (1 MB). Provided content length: "+strconv.FormatInt(n, 10)+" bytes.")
+}
+
 func (e *Emulator) ingest(c *call) {
 	if !c.authIngestion() || !c.limitIngestionRequests(c.p["ruleId"]) {
 		return
@@ -47,10 +53,7 @@ func (e *Emulator) ingest(c *call) {
 		c.ingestionError(http.StatusBadRequest, "InvalidStream", "Stream '"+stream+"' is not declared in the data collection rule with immutable Id '"+rule+"'.")
 		return
 	}
-	tooLarge := func(n int64) {
-		c.ingestionError(http.StatusRequestEntityTooLarge, "ContentLengthLimitExceeded",
-			"Maximum allowed content length: "+strconv.Itoa(maxIngestBytes)+" bytes (1 MB). Provided content length: "+strconv.FormatInt(n, 10)+" bytes.")
-	}
+	tooLarge := c.contentTooLarge
 	if c.r.ContentLength > maxIngestBytes {
 		tooLarge(c.r.ContentLength)
 		return
