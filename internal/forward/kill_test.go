@@ -96,11 +96,17 @@ func (p *serveProc) signal(t *testing.T, sig syscall.Signal) {
 }
 
 // TestForward_SIGKILLMidBatchRepeatsAtMostOneBatchPerKillAndLosesNoVersion kills the hub (a
-// child process) with SIGKILL at random points while remote incidents keep changing and
-// Logs Ingestion is slow, so that batches are in flight; then lets a last hub drain the
-// outbox. Every version of every incident must be in the sink, and the rows sent twice must be
-// at most one batch per kill, each the same row again. SOCSYNC_TEST_KILLS sets the number of
-// kills (default 3; try 50).
+// child process) with SIGKILL while remote incidents keep changing and Logs Ingestion is slow,
+// so that batches are in flight; then lets a last hub drain the outbox. Every version of every
+// incident must be in the sink, and the rows sent twice must be at most one batch per kill,
+// each the same row again.
+//
+// The kills take turns: (0) in the window between the service taking a batch and the hub
+// acknowledging it — the emulator holds its 204 for seconds after storing the rows
+// (latency_after_ms) and the kill follows the rows' arrival — so that batch must be sent again,
+// with the same keys and content; (1) at a random point; (2) while another writer holds the
+// database, so that a batch answered meanwhile cannot be acknowledged. SOCSYNC_TEST_KILLS sets
+// the number of kills (default 3, one of each; try 50).
 func TestForward_SIGKILLMidBatchRepeatsAtMostOneBatchPerKillAndLosesNoVersion(t *testing.T) {
 	t.Parallel()
 	kills := 3
@@ -112,10 +118,16 @@ func TestForward_SIGKILLMidBatchRepeatsAtMostOneBatchPerKillAndLosesNoVersion(t 
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
 	bin := buildSocsync(t)
 	env := hubtest.New(t, hubtest.Options{Tenants: 2})
+	stream := env.Info.LogsIngestion.Stream
 	// Slow uploads: a kill lands mid-batch often.
-	if err := env.Emulator.SetFaults(emulator.FaultProfile{Rules: []emulator.FaultRule{{API: "ingestion", LatencyMs: []int{150, 500}}}}); err != nil {
-		t.Fatal(err)
+	slow := emulator.FaultRule{API: "ingestion", LatencyMs: []int{150, 500}}
+	setFaults := func(r emulator.FaultRule) {
+		t.Helper()
+		if err := env.Emulator.SetFaults(emulator.FaultProfile{Rules: []emulator.FaultRule{r}}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	setFaults(slow)
 
 	// Remote activity all along: new incidents with 20 KB descriptions (about 45 rows per
 	// batch) and changes to earlier ones.
@@ -154,21 +166,45 @@ func TestForward_SIGKILLMidBatchRepeatsAtMostOneBatchPerKillAndLosesNoVersion(t 
 
 	cfg := env.ConfigPath()
 	dbPath := strings.TrimPrefix(hub.DatabaseDSN(env.Config), "sqlite:")
+	// unacked holds the batches the service took from a hub killed before it could hear the
+	// 204: their record keys.
+	var unacked [][]string
 	for k := range kills {
-		p := serve(t, bin, cfg, filepath.Join(env.Dir, fmt.Sprintf("serve-%d.log", k)))
-		time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
-		if k%2 == 0 {
+		switch k % 3 {
+		case 0:
+			// Every answer of Logs Ingestion waits 4 s after the rows are stored; the kill
+			// follows the first rows this hub sends, within that window.
+			setFaults(emulator.FaultRule{API: "ingestion", LatencyMs: []int{150, 500}, LatencyAfterMs: []int{4000, 4000}})
+			before := env.Emulator.IngestedTotal(stream)
+			p := serve(t, bin, cfg, filepath.Join(env.Dir, fmt.Sprintf("serve-%d.log", k)))
+			deadline := time.Now().Add(60 * time.Second)
+			for env.Emulator.IngestedTotal(stream) == before {
+				if time.Now().After(deadline) {
+					t.Fatalf("kill %d: the hub sent nothing in 60 s", k)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			p.signal(t, syscall.SIGKILL)
+			var keys []string
+			for _, r := range ingested(t, env)[before:] {
+				keys = append(keys, r.RecordKey)
+			}
+			unacked = append(unacked, keys)
+			setFaults(slow)
+		case 1:
+			p := serve(t, bin, cfg, filepath.Join(env.Dir, fmt.Sprintf("serve-%d.log", k)))
+			time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
+			p.signal(t, syscall.SIGKILL)
+		case 2:
+			p := serve(t, bin, cfg, filepath.Join(env.Dir, fmt.Sprintf("serve-%d.log", k)))
+			time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
 			// The database is busy (another writer holds it) for longer than an upload takes:
-			// a batch the service has taken cannot be acknowledged before the kill. This is the
-			// crash that repeats a batch; without it the kill almost always lands before the
-			// service took the batch (the emulator's latency is before it stores anything).
+			// a batch the service takes meanwhile cannot be acknowledged before the kill.
 			release := holdWriteLock(t, dbPath)
 			time.Sleep(time.Duration(600+rng.IntN(600)) * time.Millisecond)
 			p.signal(t, syscall.SIGKILL)
 			release()
-			continue
 		}
-		p.signal(t, syscall.SIGKILL)
 	}
 	stopActivity()
 	activity.Wait()
@@ -261,8 +297,18 @@ func TestForward_SIGKILLMidBatchRepeatsAtMostOneBatchPerKillAndLosesNoVersion(t 
 	if runs > kills || repeated > kills*perBatch {
 		t.Errorf("%d rows repeated in %d runs: more than one batch per kill (%d kills, %d rows per batch)", repeated, runs, kills, perBatch)
 	}
-	if kills >= 10 && repeated == 0 {
-		t.Errorf("no kill repeated a batch in %d kills: the test did not exercise a crash between the upload and its acknowledgement", kills)
+	// Each batch the service took from a hub killed before the 204 was sent again, whole: every
+	// row of it is in the sink twice or more (with the same content, checked above).
+	all := byRecord(ingested(t, env))
+	for i, keys := range unacked {
+		for _, k := range keys {
+			if all[k] < 2 {
+				t.Errorf("kill %d: %s was taken by the service before the kill (its 204 held back) and is in the sink %d time(s): the unacknowledged batch was not sent again", i*3, k, all[k])
+			}
+		}
+	}
+	if len(unacked) > 0 && repeated == 0 {
+		t.Errorf("no batch was repeated after %d kills between an upload and its acknowledgement", len(unacked))
 	}
 }
 
