@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +100,10 @@ func cmdDemo(ctx context.Context, e env, args []string) int {
 		return exitFailure
 	}
 	login, err := demoLogin(ctx, st)
+	var botToken string
+	if err == nil {
+		botToken, err = demoBot(ctx, st, info)
+	}
 	st.Close()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "socsync demo: %v\n", err)
@@ -124,8 +130,9 @@ func cmdDemo(ctx context.Context, e env, args []string) int {
 	defer act.stop()
 	select {
 	case addr := <-ready:
-		// Hub-side activity: Splunk's webhook alert action posting alerts.
-		act.start(ctx, demoHub{base: "http://" + addr, hookToken: hookToken, info: info, seed: *seed, log: log})
+		// Hub-side activity: Splunk's webhook alert action posting alerts, and an analyst
+		// (demo-bot) editing incidents in the hub, whose edits socsync writes to the remotes.
+		act.start(ctx, demoHub{base: "http://" + addr, hookToken: hookToken, botToken: botToken, info: info, seed: *seed, log: log})
 		fmt.Fprintf(e.stdout, `socsync demo is running with %d sample tenants (emulated Microsoft APIs at %s).
 
   Web UI:   http://%s/
@@ -135,8 +142,9 @@ func cmdDemo(ctx context.Context, e env, args []string) int {
 Files (configuration, database, emulator CA) are in %s.
 Remote analysts are at work: new incidents, edits, merges and alert changes keep coming.
 Splunk posts webhook alerts for %s to http://%s/api/v1/webhooks/%s (its token is in %s).
+The analyst %s edits incidents in the hub; socsync writes the edits to Defender and Sentinel.
 Press Ctrl-C to stop.
-`, *tenants, srv.URL, addr, login.text, login.token, addr, dir, info.Tenants[0].Name, addr, demoWebhook, demoWebhookTokenFile)
+`, *tenants, srv.URL, addr, login.text, login.token, addr, dir, info.Tenants[0].Name, addr, demoWebhook, demoWebhookTokenFile, demoBotName)
 	case err := <-errc:
 		fmt.Fprintf(e.stderr, "socsync demo: %v\n", err)
 		return exitFailure
@@ -207,10 +215,35 @@ func demoWebhookConfig(info emulator.Info) string {
 `, demoWebhook, info.Tenants[0].TenantID, demoWebhookTokenFile)
 }
 
+// demoBotName is the scripted analyst who edits incidents in the hub, through the API with an
+// analyst token of that name: the audit names it (token:demo-bot).
+const demoBotName = "demo-bot"
+
+// demoBot creates the scripted analyst's API token: an analyst of every tenant, named demo-bot
+// (demo-bot-N when an earlier run kept in --data has one).
+func demoBot(ctx context.Context, st *store.Store, info emulator.Info) (string, error) {
+	tok, err := newToken()
+	if err != nil {
+		return "", err
+	}
+	var ids []string
+	for _, t := range info.Tenants {
+		ids = append(ids, strings.ToLower(t.TenantID))
+	}
+	t := &store.Token{Name: demoBotName, Role: httpapi.RoleAnalyst, Tenants: ids}
+	err = st.CreateToken(ctx, t, tok)
+	if errors.Is(err, store.ErrConflict) {
+		t.Name = fmt.Sprintf("%s-%d", demoBotName, time.Now().UnixNano()%1000000)
+		err = st.CreateToken(ctx, t, tok)
+	}
+	return tok, err
+}
+
 // demoHub is what the hub-side activity needs to know about the running demo.
 type demoHub struct {
 	base      string // the hub's URL, http://host:port
 	hookToken string
+	botToken  string // demo-bot's API token
 	info      emulator.Info
 	seed      int64
 	log       *slog.Logger
@@ -221,7 +254,8 @@ type demoHub struct {
 var demoPace = struct {
 	First       time.Duration // before the first of each
 	SplunkEvery time.Duration // a Splunk webhook alert
-}{First: 3 * time.Second, SplunkEvery: 30 * time.Second}
+	EditEvery   time.Duration // an edit by demo-bot in the hub
+}{First: 3 * time.Second, SplunkEvery: 30 * time.Second, EditEvery: 20 * time.Second}
 
 // demoActivity runs the hub side of the demo's scenario until stopped.
 type demoActivity struct {
@@ -234,6 +268,9 @@ func (a *demoActivity) start(ctx context.Context, h demoHub) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	a.loop(ctx, demoPace.First, demoPace.SplunkEvery, uint64(h.seed)*2+1, func(r *rand.Rand, n int) {
 		h.postSplunkAlert(ctx, client, r, n)
+	})
+	a.loop(ctx, 2*demoPace.First, demoPace.EditEvery, uint64(h.seed)*2+2, func(r *rand.Rand, n int) {
+		h.botEdit(ctx, client, r)
 	})
 }
 
@@ -336,5 +373,108 @@ func (h demoHub) postSplunkAlert(ctx context.Context, client *http.Client, r *ra
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		h.log.Warn("demo: the hub refused the Splunk webhook alert", "status", resp.StatusCode)
+	}
+}
+
+// demoIncident is what demo-bot reads of an incident in the queue.
+type demoIncident struct {
+	ID         string   `json:"id"`
+	TenantID   string   `json:"tenant_id"`
+	Status     string   `json:"status"`
+	Severity   string   `json:"severity"`
+	Owner      string   `json:"owner"`
+	Tags       []string `json:"tags"`
+	Sources    []string `json:"sources"`
+	MergedInto string   `json:"merged_into"`
+}
+
+// call makes one API request as demo-bot and decodes a 2xx answer into out (if not nil).
+func (h demoHub) call(ctx context.Context, client *http.Client, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, h.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+h.botToken)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// botEdit is one edit by demo-bot of an open Defender or Sentinel incident in the hub, through
+// the hub's API (as an analyst in the web UI would make it): raise or lower the severity, take
+// it for one of the tenant's analysts, tag it, or comment. socsync then writes it to the remote.
+func (h demoHub) botEdit(ctx context.Context, client *http.Client, r *rand.Rand) {
+	var list struct {
+		Items []demoIncident `json:"items"`
+	}
+	if err := h.call(ctx, client, http.MethodGet, "/api/v1/incidents?limit=200", nil, &list); err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("demo: demo-bot could not read the queue", "err", err)
+		}
+		return
+	}
+	var open []demoIncident
+	for _, in := range list.Items {
+		remote := slices.Contains(in.Sources, "defender") || slices.Contains(in.Sources, "sentinel")
+		if remote && in.MergedInto == "" && (in.Status == "new" || in.Status == "active" || in.Status == "in_progress") {
+			open = append(open, in)
+		}
+	}
+	if len(open) == 0 {
+		return // nothing collected yet
+	}
+	in := open[r.IntN(len(open))]
+	var users []string
+	for _, t := range h.info.Tenants {
+		if strings.EqualFold(t.TenantID, in.TenantID) {
+			for _, u := range t.Users {
+				if u.UPN != "" && !strings.EqualFold(u.UPN, in.Owner) {
+					users = append(users, u.UPN)
+				}
+			}
+		}
+	}
+	path := "/api/v1/incidents/" + url.PathEscape(in.ID)
+	var err error
+	switch k := r.IntN(4); {
+	case k == 0 && len(users) > 0:
+		err = h.call(ctx, client, http.MethodPatch, path, map[string]any{"owner": users[r.IntN(len(users))], "status": "in_progress"}, nil)
+	case k == 1:
+		tag := []string{"Hub-triaged", "Customer-contacted", "Needs-forensics"}[r.IntN(3)]
+		if !slices.Contains(in.Tags, tag) {
+			err = h.call(ctx, client, http.MethodPatch, path, map[string]any{"tags": append(slices.Clone(in.Tags), tag)}, nil)
+			break
+		}
+		fallthrough
+	case k == 2:
+		note := []string{"correlated with the customer's change calendar", "asked the customer to confirm the sign-ins",
+			"isolation of the device requested", "no lateral movement seen in the last 24 h"}[r.IntN(4)]
+		err = h.call(ctx, client, http.MethodPost, path+"/comments", map[string]any{"text": "Triage from the MSSP queue: " + note + "."}, nil)
+	default:
+		sevs := slices.DeleteFunc([]string{"high", "medium", "low"}, func(s string) bool { return s == in.Severity })
+		err = h.call(ctx, client, http.MethodPatch, path, map[string]any{"severity": sevs[r.IntN(len(sevs))]}, nil)
+	}
+	if err != nil && ctx.Err() == nil {
+		// An incident that changed or merged meanwhile is refused; the next edit picks another.
+		h.log.Info("demo: demo-bot's edit was not taken", "incident", in.ID, "err", err)
 	}
 }
