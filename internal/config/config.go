@@ -64,7 +64,18 @@ type Cloud struct {
 	Ingestion string `yaml:"ingestion"` // Logs Ingestion endpoint (DCE or DCR endpoint) of the forward stream
 	// CAFile adds a PEM CA bundle to the system roots for all of the above (the emulator's CA).
 	CAFile string `yaml:"ca_file"`
+	// SentinelAPIVersion is the Microsoft.SecurityInsights api-version of every Sentinel
+	// request, one of SentinelAPIVersions (default the newest, DefaultSentinelAPIVersion).
+	SentinelAPIVersion string `yaml:"sentinel_api_version"`
 }
+
+// SentinelAPIVersions are the stable Microsoft.SecurityInsights api-versions with the incident
+// operations socsync uses, newest first (the emulator accepts the same).
+var SentinelAPIVersions = []string{"2025-12-01", "2025-09-01", "2025-06-01", "2025-03-01", "2024-09-01",
+	"2024-03-01", "2023-11-01", "2021-10-01", "2021-04-01"}
+
+// DefaultSentinelAPIVersion is the newest stable Microsoft.SecurityInsights api-version.
+const DefaultSentinelAPIVersion = "2025-12-01"
 
 // Polling holds the default poll settings of every source.
 type Polling struct {
@@ -231,6 +242,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Cloud.Authority, DefaultAuthority)
 	def(&c.Cloud.Graph, DefaultGraph)
 	def(&c.Cloud.ARM, DefaultARM)
+	def(&c.Cloud.SentinelAPIVersion, DefaultSentinelAPIVersion)
 	defDur(&c.Polling.Idle, 60*time.Second)
 	defDur(&c.Polling.Hot, 10*time.Second)
 	defDur(&c.Polling.Overlap, 2*time.Minute)

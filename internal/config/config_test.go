@@ -34,6 +34,9 @@ func TestParse_MinimalConfigGetsDefaults(t *testing.T) {
 	if !c.Tenants[0].DefenderEnabled() {
 		t.Error("defender must default to on")
 	}
+	if c.Cloud.SentinelAPIVersion != "2025-12-01" {
+		t.Errorf("cloud.sentinel_api_version defaults to %q, want 2025-12-01", c.Cloud.SentinelAPIVersion)
+	}
 }
 
 func TestExampleConfig_IsValid(t *testing.T) {
@@ -74,6 +77,8 @@ func TestParse_MalformedConfigNamesTheKey(t *testing.T) {
 		{"bad workspace", minimal + "    sentinel:\n      - {subscription_id: nope, resource_group: rg, workspace: -bad}\n",
 			[]string{"tenants[0].sentinel[0].subscription_id:", "tenants[0].sentinel[0].workspace:"}},
 		{"http authority", "cloud:\n  authority: http://localhost:1234\n", []string{"cloud.authority:", "https://"}},
+		{"preview sentinel api-version", "cloud:\n  sentinel_api_version: 2025-07-01-preview\n",
+			[]string{"cloud.sentinel_api_version:", "stable Microsoft.SecurityInsights api-version", "2025-12-01", `"2025-07-01-preview"`}},
 		{"bad database", "database: mysql://x\n", []string{"database:", "want sqlite:PATH or a postgres:// URL"}},
 		{"hot above idle", "polling:\n  idle: 10s\n  hot: 1m\n", []string{"polling.hot:", "at most polling.idle"}},
 		{"webhook without token", minimal + "webhooks:\n  - {name: splunk, kind: splunk, tenant: 11111111-1111-1111-1111-111111111111}\n",

@@ -166,6 +166,10 @@ func (c *Config) validateCloud(p *problems) {
 			p.add(e.key, "want an https:// URL (tokens are never sent over plain http), got %q", e.val)
 		}
 	}
+	if !oneOf(c.Cloud.SentinelAPIVersion, SentinelAPIVersions...) {
+		p.add("cloud.sentinel_api_version", "want a stable Microsoft.SecurityInsights api-version (%s), got %q",
+			strings.Join(SentinelAPIVersions, ", "), c.Cloud.SentinelAPIVersion)
+	}
 }
 
 func (c *Config) validatePolling(p *problems) {

@@ -28,6 +28,9 @@ type RequestRecord struct {
 	Method string    `json:"method"`
 	Route  string    `json:"route"`
 	Path   string    `json:"path"`
+	// APIVersion is the request's api-version query parameter, when it had one (ARM, Logs
+	// Ingestion).
+	APIVersion string `json:"api_version,omitempty"`
 	// Status is 0 when no response was sent (hang, reset, client gone).
 	Status int `json:"status"`
 	// Principal is the calling app (client id); PrincipalTenant the tenant its token is from.
@@ -67,6 +70,7 @@ func (e *Emulator) logCall(c *call) {
 	rec := c.rec
 	rec.Seq, rec.Time = c.seq, c.start
 	rec.API, rec.Method, rec.Route, rec.Path = c.api, c.r.Method, c.route, c.r.URL.Path
+	rec.APIVersion = c.r.URL.Query().Get("api-version")
 	rec.Status = c.w.status
 	if rec.Fault == "hang" || rec.Fault == "reset" || rec.Fault == "client-gone" {
 		rec.Status = 0

@@ -136,7 +136,8 @@ func (c *clients) sentinel(sourceID string) (*sentinel.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := sentinel.New(c.cfg.Cloud.ARM, cred, c.transport, tc.ID, ws, &sentinel.Options{Owners: is.Owners, Version: c.version, Now: c.now})
+	s, err := sentinel.New(c.cfg.Cloud.ARM, cred, c.transport, tc.ID, ws, &sentinel.Options{Owners: is.Owners, Version: c.version, Now: c.now,
+		APIVersion: c.cfg.Cloud.SentinelAPIVersion})
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/socsync/socsync/internal/config"
 	"github.com/socsync/socsync/internal/emulator"
 	"github.com/socsync/socsync/internal/hub"
 	"github.com/socsync/socsync/internal/hub/hubtest"
@@ -391,4 +393,54 @@ func TestHub_ABudgetOfOneReadAtATimeStillFetchesAlertsAndComments(t *testing.T) 
 		}
 		return true
 	})
+}
+
+// TestHub_SentinelRequestsCarryTheConfiguredAPIVersion: cloud.sentinel_api_version (here an
+// older stable version, not the default) is the api-version of every Sentinel request the hub
+// makes — lists, alerts and comments — as the emulator's request log shows. The versions the
+// configuration accepts are the stable ones the emulator knows.
+func TestHub_SentinelRequestsCarryTheConfiguredAPIVersion(t *testing.T) {
+	if !slices.Equal(config.SentinelAPIVersions, emulator.SentinelAPIVersions) {
+		t.Errorf("the configuration accepts api-versions %v, the emulator %v", config.SentinelAPIVersions, emulator.SentinelAPIVersions)
+	}
+	env := hubtest.New(t, hubtest.Options{Tenants: 3})
+	const version = "2024-09-01"
+	if version == config.DefaultSentinelAPIVersion {
+		t.Fatal("the test needs a version other than the default")
+	}
+	env.Config.Cloud.SentinelAPIVersion = version
+	ti := env.Info.Tenants[2]
+	c, err := env.Emulator.CreateIncident(ti.TenantID, emulator.NewIncident{Title: "versioned", Where: "sentinel", Workspace: ti.Sentinel[1].Workspace,
+		Alerts: []emulator.NewAlert{{Title: "a", ServiceSource: "microsoftDefenderForCloud"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Emulator.PatchIncident(ti.TenantID, c.SentinelID, []byte(`{"comment":"note"}`)); err != nil {
+		t.Fatal(err)
+	}
+	h := env.Start(t, hub.Options{})
+	st := h.Hub.Store()
+	hubtest.Eventually(t, "the incident, its alert and its comment are in", func() bool {
+		list := hubIncidents(t, st)
+		if len(list) != 1 {
+			return false
+		}
+		a, _ := st.Alerts(context.Background(), list[0].TenantID, list[0].ID)
+		cm, _ := st.Comments(context.Background(), list[0].TenantID, list[0].ID)
+		return len(a) == 1 && len(cm) == 1
+	})
+	recs, _ := env.Emulator.RequestHistory()
+	routes := map[string]int{}
+	for _, r := range recs {
+		if r.API != "arm" || !strings.Contains(r.Route, "Microsoft.SecurityInsights") {
+			continue
+		}
+		routes[r.Method+" "+r.Route]++
+		if r.APIVersion != version {
+			t.Errorf("%s %s: api-version %q, want the configured %s", r.Method, r.Path, r.APIVersion, version)
+		}
+	}
+	if len(routes) < 3 {
+		t.Errorf("Sentinel requests %v: want lists, alerts and comments", routes)
+	}
 }
