@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,10 +20,13 @@ import (
 // comments written. No call comes before its Retry-After; the calm tenants' sources keep polling
 // and are never throttled (structural: their throttle counters stay 0, their polls go on); after
 // the storm every checker passes (everything collected, converged, one comment per intent, one
-// sink row per version).
+// sink row per version), and I1's time bound holds: every remote change was stored in the hub
+// within the idle poll interval plus 5 s of slack (calm tenants), or plus four of the longest
+// Retry-Afters besides (storm tenants, whose polls wait them out).
 func TestR1_GraphStormOnSomeTenants_NoCallBeforeRetryAfterNothingLostOthersUnaffected(t *testing.T) {
 	t.Parallel()
-	f := startRun(t, hubtest.Options{Tenants: 4}, nil, hub.Options{})
+	arrivals := check.NewArrivals()
+	f := startRun(t, hubtest.Options{Tenants: 4}, nil, hub.Options{Observed: arrivals.Observed})
 	storm, calm := []int{0, 1}, []string{f.tenant(2).TenantID, f.tenant(3).TenantID}
 	ra := pick([]int{1, 3}, []int{1, 30})
 	var rules []emulator.FaultRule
@@ -72,7 +76,30 @@ func TestR1_GraphStormOnSomeTenants_NoCallBeforeRetryAfterNothingLostOthersUnaff
 	f.faults()
 	f.collected(4 * rounds)
 	quiet := f.settle()
-	f.checkAll(check.Options{})
+	idle := f.env.Config.Polling.Idle.D()
+	isCalm := func(tenant string) bool {
+		return strings.EqualFold(tenant, calm[0]) || strings.EqualFold(tenant, calm[1])
+	}
+	within := func(tenant string) time.Duration {
+		if isCalm(tenant) {
+			return idle + 5*time.Second
+		}
+		return idle + 4*time.Duration(ra[1])*time.Second + 5*time.Second
+	}
+	f.checkAll(check.Options{Arrivals: arrivals, Within: within})
+	var calmHist, stormHist []emulator.HistoryEntry
+	for _, e := range f.env.Emulator.History() {
+		if isCalm(e.Tenant) {
+			calmHist = append(calmHist, e)
+		} else {
+			stormHist = append(stormHist, e)
+		}
+	}
+	_, calmLag := check.Timely(calmHist, arrivals, within, time.Time{})
+	_, stormLag := check.Timely(stormHist, arrivals, within, time.Time{})
+	if calmLag.Checked == 0 || stormLag.Checked == 0 {
+		t.Errorf("I1's time bound checked %d calm and %d storm changes: the test did not test it", calmLag.Checked, stormLag.Checked)
+	}
 
 	srcs, _ = f.store().Sources(context.Background(), store.Tenants(calm...))
 	for _, s := range srcs {
@@ -102,8 +129,10 @@ func TestR1_GraphStormOnSomeTenants_NoCallBeforeRetryAfterNothingLostOthersUnaff
 			stormPolls += s.Polls
 		}
 	}
-	t.Logf("R1: %d injected 429s over %s of storm (Retry-After %v s), %d requests; polls: storm tenants %d, calm tenants %d; %d incidents, %d hub edits",
-		injected, stormed.Round(time.Second), ra, len(recs), stormPolls, calmPollsAll, 4*rounds, rounds*len(ids)/3)
+	t.Logf("R1 figures: %d injected 429s over %s of storm (Retry-After %v s), %d requests; polls: storm tenants %d, calm tenants %d; %d incidents, %d hub edits; "+
+		"I1 time bound: %d calm changes stored within %s (bound %s), %d storm changes within %s (bound %s)",
+		injected, stormed.Round(time.Second), ra, len(recs), stormPolls, calmPollsAll, 4*rounds, rounds*len(ids)/3,
+		calmLag.Checked, calmLag.Worst.Round(time.Millisecond), within(calm[0]), stormLag.Checked, stormLag.Worst.Round(time.Millisecond), within(f.tenant(0).TenantID))
 }
 
 // userOf returns a user of the tenant, chosen by n.

@@ -70,10 +70,15 @@ type Options struct {
 	// starved cores, collections) between two times; RetryAfter widens its in-flight window
 	// by as much. nil: never.
 	Stalled func(from, to time.Time) time.Duration
+	// Arrivals, if set (fed by hub.Options.Observed), adds I1's time bound: every remote change
+	// reached the hub within Within(tenant) of its time (Timely).
+	Arrivals *Arrivals
+	Within   func(tenant string) time.Duration
 }
 
 // All runs every checker that needs only the run (I1, I2, I3, I5, I6, I8's request and sink
-// checks, I7's Retry-After) and returns the first violation. The caller waits for the run to
+// checks, I7's Retry-After, and I1's time bound if the options have arrivals) and returns the
+// first violation. The caller waits for the run to
 // settle first (faults off, edits stopped, the outbox drained: see Settled).
 func All(ctx context.Context, r Run, o Options) *Violation {
 	recs, dropped := r.Emulator.RequestHistory()
@@ -85,6 +90,13 @@ func All(ctx context.Context, r Run, o Options) *Violation {
 			return nil
 		},
 		func() *Violation { return Collected(ctx, r) },
+		func() *Violation {
+			if o.Arrivals == nil {
+				return nil
+			}
+			v, _ := Timely(r.Emulator.History(), o.Arrivals, o.Within, time.Time{})
+			return v
+		},
 		func() *Violation { return SinkOnce(ctx, r, o.RepeatedRows) },
 		func() *Violation { return Converged(ctx, r, o.FailedLinksOK) },
 		func() *Violation { return Conflicts(ctx, r) },
