@@ -470,7 +470,9 @@ func (f *Forwarder) send(ctx context.Context, cl *claims, b batch, t *tree, dept
 		body := b.body()
 		gz := gzipped(body)
 		if len(gz) > f.maxBatch && len(b.entries) > 1 {
-			// Compressed larger than plain (incompressible values): split before sending.
+			// Over the bound even after gzip. JSON text never gzips to more than itself at these
+			// sizes; this is a half of a batch refused with 413: the bound is now half that
+			// batch, and halves are cut by rows, not bytes. Split it before sending.
 			l, r := b.halves()
 			if err := f.send(ctx, cl, l, t, depth+1); err != nil {
 				return err

@@ -34,6 +34,7 @@ import (
 type wireRequest struct {
 	gzip, json int
 	status     int
+	keys       []string // the rows' RecordKeys, when the wire has a hook that reads them
 }
 
 // wire sits between socsync's throttle transport and the network, records every Logs Ingestion
@@ -42,6 +43,9 @@ type wireRequest struct {
 type wire struct {
 	next   *http.Client
 	refuse func(rows []map[string]any) bool // answer 400 to a batch when it returns true
+	// tooLarge answers 413 (ContentLengthLimitExceeded, as the service does) to a batch when it
+	// returns true.
+	tooLarge func(rows []map[string]any) bool
 
 	mu       sync.Mutex
 	requests []wireRequest
@@ -71,12 +75,23 @@ func (w *wire) Do(req *http.Request) (*http.Response, error) {
 	out.ContentLength = int64(len(body))
 	rec := wireRequest{gzip: len(body), json: len(plain)}
 	var resp *http.Response
-	if w.refuse != nil {
+	if w.refuse != nil || w.tooLarge != nil {
 		var rows []map[string]any
-		if json.Unmarshal(plain, &rows) == nil && w.refuse(rows) {
-			resp = &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Request: req, Header: http.Header{
-				"Content-Type": {"application/json"}, "X-Ms-Error-Code": {"InvalidPayload"}},
-				Body: io.NopCloser(strings.NewReader(`{"error":{"code":"InvalidPayload","message":"Data of the request is invalid for the stream."}}`))}
+		if json.Unmarshal(plain, &rows) == nil {
+			for _, r := range rows {
+				k, _ := r["RecordKey"].(string)
+				rec.keys = append(rec.keys, k)
+			}
+			switch {
+			case w.refuse != nil && w.refuse(rows):
+				resp = &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Request: req, Header: http.Header{
+					"Content-Type": {"application/json"}, "X-Ms-Error-Code": {"InvalidPayload"}},
+					Body: io.NopCloser(strings.NewReader(`{"error":{"code":"InvalidPayload","message":"Data of the request is invalid for the stream."}}`))}
+			case w.tooLarge != nil && w.tooLarge(rows):
+				resp = &http.Response{StatusCode: http.StatusRequestEntityTooLarge, Status: "413 Payload Too Large", Request: req, Header: http.Header{
+					"Content-Type": {"application/json"}, "X-Ms-Error-Code": {"ContentLengthLimitExceeded"}},
+					Body: io.NopCloser(strings.NewReader(fmt.Sprintf(`{"error":{"code":"ContentLengthLimitExceeded","message":"Maximum allowed content length: 1048576 bytes (1 MB). Provided content length: %d bytes."}}`, len(body))))}
+			}
 		}
 	}
 	if resp == nil {
@@ -342,6 +357,40 @@ func counter(t *testing.T, reg prometheus.Gatherer, name string, want map[string
 		}
 	}
 	return sum
+}
+
+// gauge reads a gauge without labels.
+func gauge(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
+// logBuffer collects a forwarder's log lines (written from its goroutine, read by the test).
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func matches(m *dto.Metric, want map[string]string) bool {
