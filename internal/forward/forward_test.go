@@ -93,10 +93,11 @@ func TestForward_Survives413And429StormsWithNothingLost(t *testing.T) {
 	fillOutbox(t, r, 3000, 1, func(inc *incident.Incident, i, v int) {
 		inc.Description = strings.Repeat(fmt.Sprintf("row %d/%d ", i, v), 150) // ~2 KB each
 	})
-	// 429s with Retry-After 1 s on 30 % of the requests, 5xx, resets and hangs on some
-	// more; and a batch bound four times the service's, so that the emulator answers 413s.
+	// 429s with Retry-After 1 s on 30 % of the requests, injected 413s on 10 %, 5xx, resets
+	// and hangs on some more; and a batch bound four times the service's, so that the
+	// emulator also answers 413s for batches that are too large.
 	if err := r.env.Emulator.SetFaults(emulator.FaultProfile{Rules: []emulator.FaultRule{
-		{API: "ingestion", Rate429: 0.3, RetryAfter: []int{1, 1}, Rate5xx: 0.1, RateReset: 0.05, RateHang: 0.02},
+		{API: "ingestion", Rate429: 0.3, RetryAfter: []int{1, 1}, Rate413: 0.1, Rate5xx: 0.1, RateReset: 0.05, RateHang: 0.02},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,12 +128,28 @@ func TestForward_Survives413And429StormsWithNothingLost(t *testing.T) {
 	if v := emulator.RetryAfterViolations(history); len(v) > 0 || dropped > 0 {
 		t.Errorf("requests before Retry-After: %v (history dropped %d)", v, dropped)
 	}
+	injected, oversize := 0, 0
+	for _, h := range history {
+		switch {
+		case h.API != "ingestion" || h.Status != 413:
+		case h.Fault == "413":
+			injected++
+		default:
+			oversize++
+		}
+	}
+	if injected == 0 || oversize == 0 {
+		t.Errorf("413s: %d injected by the fault profile, %d for oversize batches; want both", injected, oversize)
+	}
+	if failed, err := r.st.OutboxFailures(context.Background(), 10); err != nil || len(failed) != 0 {
+		t.Errorf("dead letters after the storm: %+v (%v)", failed, err)
+	}
 	for _, req := range r.wire.sent() {
 		if req.status == 204 && (req.json > oneMB || req.gzip > oneMB) {
 			t.Errorf("a %d-byte request (%d gzip) was taken", req.json, req.gzip)
 		}
 	}
-	t.Logf("emulator answers: %v", st)
+	t.Logf("emulator answers: %v (413s: %d injected, %d for oversize batches)", st, injected, oversize)
 }
 
 func TestForward_RowRefusedAloneIsSetAsideAndTheOthersAreSent(t *testing.T) {
