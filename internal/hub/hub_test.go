@@ -138,6 +138,11 @@ func TestHub_RevokedConsentDegradesOneTenantOnly(t *testing.T) {
 	if d := srcs[0].Degraded; d == "" || len(d) > 300 || strings.Contains(d, revoked.ClientSecret) {
 		t.Errorf("degraded reason %q", d)
 	}
+	// Entra answers a revoked consent with AADSTS7000229 (the app has no service principal in
+	// the tenant): the reason names it.
+	if d := srcs[0].Degraded; !strings.Contains(d, "AADSTS7000229") {
+		t.Errorf("degraded reason %q, want the AADSTS code AADSTS7000229", d)
+	}
 }
 
 func TestHub_429StormCallsNeverBeforeRetryAfterAndLosesNothing(t *testing.T) {
@@ -442,5 +447,46 @@ func TestHub_SentinelRequestsCarryTheConfiguredAPIVersion(t *testing.T) {
 	}
 	if len(routes) < 3 {
 		t.Errorf("Sentinel requests %v: want lists, alerts and comments", routes)
+	}
+}
+
+// TestHub_TokensAreCached_ManyPollsCostOneTokenRequestPerTenantAndAPI: the hub polls each
+// source many times with one token per tenant and API (Graph; Azure Resource Manager for a
+// tenant with Sentinel workspaces, shared by its workspaces), as the emulator's request log
+// counts.
+func TestHub_TokensAreCached_ManyPollsCostOneTokenRequestPerTenantAndAPI(t *testing.T) {
+	env := hubtest.New(t, hubtest.Options{Tenants: 3})
+	h := env.Start(t, hub.Options{})
+	st := h.Hub.Store()
+	const polls = 6
+	hubtest.Eventually(t, "every source is polled many times", func() bool {
+		srcs, _ := st.Sources(context.Background(), store.AllTenants())
+		for _, s := range srcs {
+			if s.Polls < polls {
+				return false
+			}
+		}
+		return len(srcs) > 0
+	})
+	h.Stop()
+	for _, ti := range env.Info.Tenants {
+		want := 0
+		if ti.Defender {
+			want++
+		}
+		if len(ti.Sentinel) > 0 {
+			want++
+		}
+		tokens := 0
+		for _, r := range env.Emulator.Requests() {
+			// Token requests proper: the credential's one look at the OpenID metadata is not one.
+			if r.API == "token" && r.Method == http.MethodPost && r.Route == "/{tenant}/oauth2/v2.0/token" && strings.EqualFold(r.Tenant, ti.TenantID) {
+				tokens += r.Count
+			}
+		}
+		t.Logf("tenant %s (%d workspaces): %d token requests over at least %d polls of each source", ti.Name, len(ti.Sentinel), tokens, polls)
+		if tokens != want {
+			t.Errorf("tenant %s: %d token requests, want %d (one per API, cached across polls)", ti.Name, tokens, want)
+		}
 	}
 }

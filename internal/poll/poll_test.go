@@ -17,6 +17,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/socsync/socsync/internal/emulator"
@@ -27,6 +28,7 @@ import (
 	"github.com/socsync/socsync/internal/reconcile"
 	"github.com/socsync/socsync/internal/sentinel"
 	"github.com/socsync/socsync/internal/store"
+	"github.com/socsync/socsync/internal/throttle"
 )
 
 // env is an emulator over HTTPS and a hub store, with targets built the way the hub builds them.
@@ -36,8 +38,8 @@ type env struct {
 	info  emulator.Info
 	store *store.Store
 	creds map[string]azcore.TokenCredential
-	// client sends the pollers' requests (default: the emulator's HTTPS client).
-	client *http.Client
+	// transport sends the pollers' requests (default: the emulator's HTTPS client).
+	transport policy.Transporter
 }
 
 func newEnv(t *testing.T, tenants int) *env {
@@ -59,7 +61,7 @@ func newEnv(t *testing.T, tenants int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); srv.Close(); e.Close(); st.Close() })
-	v := &env{e: e, srv: srv, info: e.Info(srv.URL, srv.CAFile), store: st, creds: map[string]azcore.TokenCredential{}, client: srv.Client()}
+	v := &env{e: e, srv: srv, info: e.Info(srv.URL, srv.CAFile), store: st, creds: map[string]azcore.TokenCredential{}, transport: srv.Client()}
 	var ts []store.Tenant
 	var ss []store.Source
 	for _, ti := range v.info.Tenants {
@@ -95,13 +97,13 @@ func (v *env) resolve(src store.Source) (poll.Target, error) {
 		Idle: time.Hour, Hot: time.Hour}
 	cred := v.creds[src.TenantID]
 	if src.Kind == store.KindDefender {
-		c, err := graph.New(v.srv.URL, cred, v.client, src.TenantID, nil)
+		c, err := graph.New(v.srv.URL, cred, v.transport, src.TenantID, nil)
 		t.Fetcher = poll.GraphFetcher{Client: c}
 		return t, err
 	}
 	for _, w := range ti.Sentinel {
 		if store.SourceID(src.TenantID, store.KindSentinel, w.SubscriptionID+"/"+w.ResourceGroup+"/"+w.Workspace) == src.ID {
-			c, err := sentinel.New(v.srv.URL, cred, v.client, src.TenantID,
+			c, err := sentinel.New(v.srv.URL, cred, v.transport, src.TenantID,
 				sentinel.Workspace{SubscriptionID: w.SubscriptionID, ResourceGroup: w.ResourceGroup, Workspace: w.Workspace}, &sentinel.Options{PageSize: 3})
 			t.Fetcher = poll.SentinelFetcher{Client: c}
 			return t, err
@@ -426,7 +428,7 @@ func (v *env) link(t *testing.T, tenant int, title string) store.Link {
 func TestPoll_NonUTCChangeTimesAreKeptFlaggedAndNeverMoveTheCursor(t *testing.T) {
 	v := newEnv(t, 1)
 	offset := &offsetTimes{next: v.srv.Client().Transport}
-	v.client = &http.Client{Transport: offset}
+	v.transport = &http.Client{Transport: offset}
 	src := store.SourceID(v.info.Tenants[0].TenantID, store.KindDefender, "")
 	sameMs := func(a, b time.Time) bool { return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond)) }
 
@@ -455,5 +457,50 @@ func TestPoll_NonUTCChangeTimesAreKeptFlaggedAndNeverMoveTheCursor(t *testing.T)
 	v.pollAll(t, 1)
 	if cur := v.cursorTime(t, src); !sameMs(cur, l.RemoteUpdated) {
 		t.Errorf("cursor %s once the change time comes in UTC, want %s", cur, l.RemoteUpdated)
+	}
+}
+
+// A poll the remote throttles for longer than a request may block (Retry-After 30 s, the
+// transport's MaxBlock 3 s) is handed back to the scheduler: the source is due again at the
+// not-before time, the poll is counted as throttled and not recorded as a failure, and the
+// remote sees no second call.
+func TestPoll_ThrottledBeyondTheMaxBlockIsRescheduledAtItsNotBeforeTimeWithoutAnError(t *testing.T) {
+	v := newEnv(t, 1)
+	v.transport = throttle.New(v.srv.Client(), throttle.Options{MaxBlock: 3 * time.Second})
+	tenant := v.info.Tenants[0].TenantID
+	v.create(t, 0, emulator.NewIncident{Title: "behind the 429", Where: "defender"})
+	rule := emulator.FaultRule{API: "graph", Route: "/v1.0/security/incidents", Rate429: 1, RetryAfter: []int{30, 30}}
+	if err := v.e.SetFaults(emulator.FaultProfile{Rules: []emulator.FaultRule{rule}}); err != nil {
+		t.Fatal(err)
+	}
+	v.pollAll(t, 1)
+
+	recs, _ := v.e.RequestHistory()
+	var lists []emulator.RequestRecord
+	for _, r := range recs {
+		if r.API == "graph" {
+			lists = append(lists, r)
+		}
+	}
+	if len(lists) != 1 || lists[0].Status != http.StatusTooManyRequests || lists[0].RetryAfter != 30 {
+		t.Fatalf("Graph calls %+v, want one answered 429 with Retry-After 30", lists)
+	}
+	src, err := v.store.Source(context.Background(), tenant, store.SourceID(tenant, store.KindDefender, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.LastError != "" || src.Degraded != "" {
+		t.Errorf("last error %q, degraded %q: a throttled poll is not a failure", src.LastError, src.Degraded)
+	}
+	if src.Throttled != 1 || src.Polls != 1 {
+		t.Errorf("throttled %d of %d polls, want 1 of 1", src.Throttled, src.Polls)
+	}
+	notBefore := lists[0].Time.Add(30 * time.Second)
+	if src.NextPoll.Before(notBefore.Add(-time.Millisecond)) || src.NextPoll.After(notBefore.Add(5*time.Second)) {
+		t.Errorf("next poll at %s, want the not-before time %s (the 429 at %s + Retry-After 30 s); the idle interval would be an hour",
+			src.NextPoll.Format(time.RFC3339Nano), notBefore.Format(time.RFC3339Nano), lists[0].Time.Format(time.RFC3339Nano))
+	}
+	if got := len(v.incidents(t, 0)); got != 0 {
+		t.Errorf("%d incidents stored from a throttled poll", got)
 	}
 }
