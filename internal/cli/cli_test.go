@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -250,61 +249,5 @@ func TestConsentURL_PrintsTheURLAndRefusesUnknownTenants(t *testing.T) {
 	}
 	if code, _, stderr := run(t, nil, "consent-url", "--config", p, "--tenant", "nope"); code != 2 || !strings.Contains(stderr, "not configured") {
 		t.Errorf("unknown tenant: exit %d, %q", code, stderr)
-	}
-}
-
-var demoTokenRE = regexp.MustCompile(`Bearer (ssk_[a-z0-9]+)" http://([0-9.:]+)/`)
-
-func TestDemo_ShowsIncidentsOfEveryTenantAndStopsCleanly(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, func(string) string { return "" }, &stdout, &stderr)
-	}()
-	var m []string
-	for deadline := time.Now().Add(60 * time.Second); m == nil; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not start: %s %s", stdout.String(), stderr.String())
-		}
-		m = demoTokenRE.FindStringSubmatch(stdout.String())
-	}
-	if !strings.Contains(stdout.String(), "Sign in:  user admin, password ") {
-		t.Errorf("the demo does not print how to sign in: %s", stdout.String())
-	}
-	tenantsSeen := func() int {
-		req, _ := http.NewRequest("GET", "http://"+m[2]+"/api/v1/incidents?limit=500", nil)
-		req.Header.Set("Authorization", "Bearer "+m[1])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0
-		}
-		defer resp.Body.Close()
-		var list struct {
-			Items []struct {
-				TenantID string `json:"tenant_id"`
-			} `json:"items"`
-		}
-		json.NewDecoder(resp.Body).Decode(&list)
-		seen := map[string]bool{}
-		for _, it := range list.Items {
-			seen[it.TenantID] = true
-		}
-		return len(seen)
-	}
-	for deadline := time.Now().Add(60 * time.Second); tenantsSeen() < 3; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo's queue does not show 3 tenants; stderr: %s", stderr.String())
-		}
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 || !strings.Contains(stdout.String(), "stopped") {
-			t.Errorf("demo exited %d: %s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not stop")
 	}
 }
