@@ -354,8 +354,14 @@ func TestForward_ExpiredTokenIsReplacedAfterTheServiceRefusesIt(t *testing.T) {
 		}
 		return false
 	})
-	n, err := r.Hub.Store().OutboxPending(context.Background())
-	if err != nil || n != 0 {
-		t.Logf("%d rows still pending (%v)", n, err)
+	if st := statuses(env); st[401] == 0 {
+		t.Errorf("Logs Ingestion answered %v: it never refused the expired token, so nothing was replaced", st)
+	}
+	eventuallyWhy(t, "the outbox is drained", func() (bool, string) {
+		n := pending(t, r.Hub.Store())
+		return n == 0, fmt.Sprintf("%d rows pending", n)
+	})
+	if failed, err := r.Hub.Store().OutboxFailures(context.Background(), 10); err != nil || len(failed) != 0 {
+		t.Errorf("rows set aside: %+v (%v); a refused token must not cost rows", failed, err)
 	}
 }

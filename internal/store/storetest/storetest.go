@@ -56,6 +56,7 @@ func Run(t *testing.T, newDSN NewDSN) {
 		{"UpdateIncidentRefusesAStaleVersionAndWritesNothing", testUpdateConflict},
 		{"EveryIncidentVersionHasOneOutboxRow", testOutboxPerVersion},
 		{"ATransactionGivesAnIncidentOneVersion", testOneVersionPerTx},
+		{"ARolledBackTransactionLeavesNoOutboxRowNoVersionNoIncident", testRollbackLeavesNoTrace},
 		{"UpsertLinkIsIdempotentAndNeverGoesBackwards", testUpsertLink},
 		{"AlertVersionsNeverGoBackwards", testAlertVersions},
 		{"CursorCommitsWithTheDataOrNotAtAll", testCursorCommitsWithData},
