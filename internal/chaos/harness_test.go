@@ -87,12 +87,28 @@ func startRun(t *testing.T, o hubtest.Options, adjust func(*hubtest.Env), ho hub
 
 func startHub(t *testing.T, env *hubtest.Env, ho hub.Options) *faultRun {
 	t.Helper()
+	return startHubWithToken(t, env, ho, "")
+}
+
+// restart stops the run's hub and starts another on the same database and configuration (the
+// caller may have changed env.Config meanwhile), with the same admin token.
+func (f *faultRun) restart(ho hub.Options) *faultRun {
+	f.t.Helper()
+	f.hub.Stop()
+	return startHubWithToken(f.t, f.env, ho, f.token)
+}
+
+func startHubWithToken(t *testing.T, env *hubtest.Env, ho hub.Options, token string) *faultRun {
+	t.Helper()
 	logs := &logBuffer{}
 	if ho.Log == nil {
 		ho.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	r := env.Start(t, ho)
-	fr := &faultRun{t: t, env: env, hub: r, token: r.Token(t, "admin", "admin"), logs: logs, cursors: check.NewCursors(),
+	if token == "" {
+		token = r.Token(t, "admin", "admin")
+	}
+	fr := &faultRun{t: t, env: env, hub: r, token: token, logs: logs, cursors: check.NewCursors(),
 		stalls: &stallWatch{}, run: check.Run{Emulator: env.Emulator, Store: r.Hub.Store()}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var done sync.WaitGroup

@@ -97,51 +97,84 @@ func TestR11_DuplicateDeliveries_OneHubChangeAndOneSinkRowPerVersion(t *testing.
 // TestR12_LateChanges_CaughtWithinTheOverlapAndRepairedByTheFullResync (R12): two changes
 // become visible late, with change times before the source's cursor (the remote's clock is
 // moved back for them, to times after each incident's previous change): one 2 s before the
-// cursor (within the 4 s overlap), one 7 s before it (beyond). The first is caught by
-// incremental polls; the second only by the budget-paced full resync (R18's repair,
-// TestHub_FullResyncRepairsSilentDrift); in the end every checker passes.
+// cursor (within the 4 s overlap), one 7 s before it (beyond). First the full resync is pushed
+// out of the way (polling.resync 1 h: it runs at the first poll and not again), so the overlap is
+// tested alone: the first change is collected by incremental polls, the second is not after
+// three more polls, and no resync ran. Then the hub is restarted on the same database with a
+// resync every 2 s, and the full re-read (R18's repair, TestR18_SilentDrift…) collects the
+// second; in the end every checker passes.
 func TestR12_LateChanges_CaughtWithinTheOverlapAndRepairedByTheFullResync(t *testing.T) {
 	t.Parallel()
 	clock := newSkewClock()
-	f := startRun(t, hubtest.Options{Tenants: 1, Overlap: "4s", Resync: "15s", Emulator: emulator.Options{Now: clock.Now}}, nil, hub.Options{})
+	f := startRun(t, hubtest.Options{Tenants: 1, Overlap: "4s", Resync: "1h", Emulator: emulator.Options{Now: clock.Now}}, nil, hub.Options{})
 	ti := f.tenant(0)
 	a := f.create(ti.TenantID, emulator.NewIncident{Title: "r12-within"})
 	b := f.create(ti.TenantID, emulator.NewIncident{Title: "r12-beyond"})
-	created := f.env.Emulator.Now()
 	aID, bID := f.hubID(ti.TenantID, a.GraphID), f.hubID(ti.TenantID, b.GraphID)
 	time.Sleep(8 * time.Second)
-	f.create(ti.TenantID, emulator.NewIncident{Title: "r12-later"}) // moves the cursor to now
+	f.create(ti.TenantID, emulator.NewIncident{Title: "r12-later"}) // moves the cursor 8 s on
 	f.collected(3)
 	f.polled(2)
-	resynced := func() string {
-		src, _ := f.store().Source(context.Background(), ti.TenantID, store.SourceID(ti.TenantID, store.KindDefender, ""))
+	source := func() store.Source {
+		src, err := f.store().Source(context.Background(), ti.TenantID, store.SourceID(ti.TenantID, store.KindDefender, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	cursor := func() (at, resynced time.Time) {
+		src := source()
 		var c struct {
+			T time.Time `json:"t"`
 			R time.Time `json:"r"`
 		}
-		json.Unmarshal([]byte(src.Cursor), &c)
-		return c.R.String()
+		if err := json.Unmarshal([]byte(src.Cursor), &c); err != nil {
+			t.Fatalf("cursor %q: %v", src.Cursor, err)
+		}
+		return c.T, c.R
 	}
-	r0 := resynced()
-	clock.Set(-2 * time.Second)
-	f.env.Emulator.PatchIncident(ti.TenantID, a.GraphID, []byte(`{"severity":"high"}`))
-	clock.Set(-time.Since(created.Add(time.Second))) // one second after b's creation
-	f.env.Emulator.PatchIncident(ti.TenantID, b.GraphID, []byte(`{"severity":"high"}`))
-	clock.Set(0)
-	hubtest.Eventually(t, "the change 2 s late is collected", func() bool {
+	cur, r0 := cursor()
+	if r0.IsZero() {
+		t.Fatal("the first poll was no full read")
+	}
+	// The remote's clock, moved back for one change at a time.
+	at := func(when time.Time, id, body string) {
+		clock.Set(time.Until(when))
+		err := f.env.Emulator.PatchIncident(ti.TenantID, id, []byte(body))
+		clock.Set(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	at(cur.Add(-2*time.Second), a.GraphID, `{"severity":"high"}`)
+	at(cur.Add(-7*time.Second), b.GraphID, `{"severity":"high"}`)
+	polls := source().Polls
+	hubtest.Eventually(t, "the change 2 s before the cursor is collected", func() bool {
 		si, _ := f.store().Incident(context.Background(), ti.TenantID, aID)
 		return si.Severity == "high"
 	})
-	if r := resynced(); r != r0 {
-		t.Logf("a full resync ran meanwhile (%s → %s): the overlap was not tested alone this time", r0, r)
-	} else if si, _ := f.store().Incident(context.Background(), ti.TenantID, bID); si.Severity == "high" {
-		t.Error("the change 7 s late was collected by an incremental poll: the test did not test the resync")
+	f.polled(3) // three more incremental polls, each re-reading its overlap
+	if si, _ := f.store().Incident(context.Background(), ti.TenantID, bID); si.Severity == "high" {
+		t.Error("the change 7 s before the cursor, beyond the 4 s overlap, was collected by an incremental poll")
 	}
-	hubtest.Eventually(t, "the full resync repairs the change 7 s late", func() bool {
+	if _, r := cursor(); !r.Equal(r0) {
+		t.Errorf("a full resync ran (%s → %s) with polling.resync 1h", r0, r)
+	}
+	missedPolls := source().Polls - polls
+
+	// The same database, a hub with a full resync every 2 s.
+	f.env.Config.Polling.Resync = config.Duration(2 * time.Second)
+	f = f.restart(hub.Options{})
+	hubtest.Eventually(t, "the full resync repairs the change 7 s before the cursor", func() bool {
 		si, _ := f.store().Incident(context.Background(), ti.TenantID, bID)
 		return si.Severity == "high"
 	})
+	if _, r := cursor(); !r.After(r0) {
+		t.Errorf("the change beyond the overlap was collected, but no full resync ran (resynced %s)", r)
+	}
 	f.settle()
 	f.checkAll(check.Options{})
+	t.Logf("R12 figures: a change 2 s before the cursor caught by the 4 s overlap; one 7 s before it missed by %d incremental polls (resync 1 h), then repaired by a full resync (every 2 s after a restart); checkers passed", missedPolls)
 }
 
 // TestR13_ClockSkew_FutureTimestampsFlaggedNeverCursors (R13): the remote's clock runs ten
