@@ -60,11 +60,16 @@ func EqualTags(a, b []string) bool {
 }
 
 // Label is a Sentinel incident label. Type is "User" for analysts' labels and "AutoAssigned"
-// for those the service adds (such as Redirected).
+// for those the service adds (such as Redirected) — the two labelType values of the contract.
+// A label of no type is an analyst's; one of a type socsync does not know is, like an
+// AutoAssigned one, kept as it came and never taken for a tag.
 type Label struct {
 	Name string `json:"labelName"`
 	Type string `json:"labelType,omitempty"`
 }
+
+// IsUser reports whether the label is an analyst's (labelType User, or none): a hub tag.
+func (l Label) IsUser() bool { return l.Type == "" || strings.EqualFold(l.Type, "User") }
 
 // HasLabel reports whether a label of that name (case-insensitive) is present, of any type.
 func HasLabel(labels []Label, name string) bool {
@@ -72,23 +77,24 @@ func HasLabel(labels []Label, name string) bool {
 }
 
 // TagsFromLabels returns the hub tags of a Sentinel incident: its user labels. Labels the
-// service assigned itself are not tags an analyst can edit.
+// service assigned itself (or of a type socsync does not know) are not tags an analyst can edit.
 func TagsFromLabels(labels []Label) []string {
 	var tags []string
 	for _, l := range labels {
-		if !strings.EqualFold(l.Type, "AutoAssigned") {
+		if l.IsUser() {
 			tags = append(tags, l.Name)
 		}
 	}
 	return NormalizeTags(tags)
 }
 
-// LabelsWithTags returns the labels to write to Sentinel for the hub tags: the service-assigned
-// labels as they are, and one user label per tag.
+// LabelsWithTags returns the labels to write to Sentinel for the hub tags: the labels that are
+// not user labels (AutoAssigned, or of a type socsync does not know) as they are, and one user
+// label per tag.
 func LabelsWithTags(current []Label, tags []string) []Label {
 	var out []Label
 	for _, l := range current {
-		if strings.EqualFold(l.Type, "AutoAssigned") {
+		if !l.IsUser() {
 			out = append(out, l)
 		}
 	}

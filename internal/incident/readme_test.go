@@ -121,8 +121,10 @@ func mappingMarkdown() string {
 
 	b.WriteString("\n**Owner**: Graph `assignedTo` is a UPN (free text); Sentinel names owners by Entra object id and fills in the UPN. " +
 		"The per-tenant `owners` list in the configuration maps one to the other. An owner known only by an unmapped object id is kept as " +
-		"`sentinel:<object id>` and never written to Graph.\n\n" +
-		"**Tags**: Graph `customTags` and Sentinel labels of type `User` (labels the service assigns, such as `Redirected`, are kept but are not tags). " +
+		"`sentinel:<object id>` and never written to Graph. Owners compare without regard to case (the hub keeps them in lower case), " +
+		"so a remote's own spelling of an owner is never a change to write back.\n\n" +
+		"**Tags**: Graph `customTags` and Sentinel labels of type `User` (or of no type; labels the service assigns, `AutoAssigned` such as " +
+		"`Redirected`, and labels of a type socsync does not know are kept as they came but are not tags). " +
 		"Tags compare without regard to order, case or surrounding spaces.\n")
 	return b.String()
 }

@@ -81,7 +81,8 @@ func (u Unwritten) String() string { return fmt.Sprintf("%s %q: %s", u.Field, u.
 //   - an owner is written by object id (incident.OwnerToSentinel); a UPN without a configured
 //     object id is refused rather than written as nobody, and the owner is only cleared when
 //     ch.Owner is explicitly "";
-//   - tags become the User labels; AutoAssigned labels (Redirected, …) are kept.
+//   - tags become the User labels; AutoAssigned labels (Redirected, …) and labels of a type
+//     socsync does not know are kept as they came.
 func Apply(inc *Incident, ch Changes, owners incident.Owners) []Unwritten {
 	p := &inc.Properties
 	var out []Unwritten
