@@ -16,6 +16,9 @@ import (
 
 var pollLogRE = regexp.MustCompile(`time=(\S+) level=DEBUG msg="poll (start|end)" source=(\S+) owner=(\S+) token=(\d+)`)
 
+// sentinelListRoute is the emulator's route of a Sentinel workspace's incident list.
+const sentinelListRoute = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.OperationalInsights/workspaces/{workspaceName}/providers/Microsoft.SecurityInsights/incidents"
+
 type pollSpan struct {
 	source, owner string
 	start, end    time.Time
@@ -117,15 +120,23 @@ func TestThreeReplicasOnPostgres_NeverPollASourceTwiceAtOnceAndTakeOverADeadOnes
 			}
 		}
 	}
-	// Every list call the emulator received for a Defender source came within one replica's
-	// poll of that source.
+	// Every list call the emulator received for a source came within one replica's poll of
+	// that source: Graph's for a Defender source, ARM's for a Sentinel workspace.
 	recs, _ := env.Emulator.RequestHistory()
-	unexplained := 0
+	lists, unexplained := map[string]int{}, map[string]int{}
 	for _, r := range recs {
-		if r.API != "graph" || r.Route != "/v1.0/security/incidents" {
+		var src string
+		switch {
+		case r.API == "graph" && r.Route == "/v1.0/security/incidents":
+			src = strings.ToLower(r.Tenant) + "/defender"
+		case r.API == "arm" && r.Route == sentinelListRoute:
+			// /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{ws}/…
+			p := strings.Split(r.Path, "/")
+			src = store.SourceID(r.Tenant, store.KindSentinel, p[2]+"/"+p[4]+"/"+p[8])
+		default:
 			continue
 		}
-		src := strings.ToLower(r.Tenant) + "/defender"
+		lists[r.API]++
 		in := 0
 		for _, s := range bySource[src] {
 			if !r.Time.Before(s.start.Add(-50*time.Millisecond)) && !r.Time.After(s.end.Add(50*time.Millisecond)) {
@@ -133,11 +144,14 @@ func TestThreeReplicasOnPostgres_NeverPollASourceTwiceAtOnceAndTakeOverADeadOnes
 			}
 		}
 		if in == 0 {
-			unexplained++
+			unexplained[r.API]++
 		}
 	}
-	if unexplained > 0 {
-		t.Errorf("%d Graph list calls fell outside every replica's poll of their source", unexplained)
+	if lists["graph"] == 0 || lists["arm"] == 0 {
+		t.Errorf("list calls %v: want Graph's and ARM's (Sentinel workspaces) to compare", lists)
 	}
-	t.Logf("%d polls by %d replicas over %d sources", len(all), len(owners), len(bySource))
+	for api, n := range unexplained {
+		t.Errorf("%d of %d %s list calls fell outside every replica's poll of their source", n, lists[api], api)
+	}
+	t.Logf("%d polls by %d replicas over %d sources; list calls %v", len(all), len(owners), len(bySource), lists)
 }
