@@ -351,7 +351,7 @@ type ListFilter struct {
 	Severity string
 	Owner    string
 	Source   string
-	Text     string // in the title (case-insensitive)
+	Text     string // a substring of the title, ignoring case (ASCII letters on SQLite); % and _ are literal
 	// RemoteID finds the incident linked to a remote incident (a Defender id, a Sentinel name,
 	// a webhook delivery id).
 	RemoteID string
@@ -389,7 +389,7 @@ func (s *Store) ListIncidents(ctx context.Context, scope Scope, f ListFilter, af
 		add("(',' || sources || ',') LIKE ?", "%,"+f.Source+",%")
 	}
 	if f.Text != "" {
-		add("LOWER(title) LIKE ?", "%"+strings.ToLower(f.Text)+"%")
+		add(titleContains, containsPattern(f.Text))
 	}
 	if f.RemoteID != "" {
 		add("EXISTS (SELECT 1 FROM links l WHERE l.tenant_id = incidents.tenant_id AND l.incident_id = incidents.id AND l.external_id = ?)", f.RemoteID)

@@ -57,6 +57,16 @@ func (o QueueOrder) PositionOf(si StoredIncident) QueuePosition {
 	return QueuePosition{Keys: []int64{ms(si.UpdatedAt)}, ID: si.ID}
 }
 
+// titleContains is the text filter: the title holds the text, ignoring case (SQLite's LOWER
+// folds ASCII letters only), with % and _ taken literally.
+const titleContains = `LOWER(title) LIKE ? ESCAPE '\'`
+
+// containsPattern is the LIKE pattern of titleContains for text.
+func containsPattern(text string) string {
+	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(text))
+	return "%" + esc + "%"
+}
+
 // Queue lists the incidents in scope that match f in the order, up to limit, starting after the
 // position after (the zero position for the first page). Paging by position keeps every page as
 // fast as the first: each order has an index that serves it.
@@ -87,7 +97,7 @@ func (s *Store) Queue(ctx context.Context, scope Scope, f ListFilter, order Queu
 		add("(',' || sources || ',') LIKE ?", "%,"+f.Source+",%")
 	}
 	if f.Text != "" {
-		add("LOWER(title) LIKE ?", "%"+strings.ToLower(f.Text)+"%")
+		add(titleContains, containsPattern(f.Text))
 	}
 	dir, cmp := "DESC", "<"
 	if order.Asc {

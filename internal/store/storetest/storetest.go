@@ -73,6 +73,7 @@ func Run(t *testing.T, newDSN NewDSN) {
 		{"UsersAndSessionsAreStoredHashedAndExpire", testUsersAndSessions},
 		{"LoginFailuresAreCountedPerNameAndAddress", testLoginFailures},
 		{"QueueOrdersPageByPositionWithinScope", testQueueOrders},
+		{"TextFilterFindsTheTitleSubstringLiterally", testTextFilter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newDSN) })
