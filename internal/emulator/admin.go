@@ -97,6 +97,8 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+	case n == 5 && segs[0] == "tenants" && seg(2) == "incidents" && seg(4) == "drift" && r.Method == http.MethodPatch:
+		err = e.serveDrift(w, r, seg(1), seg(3))
 	case n == 5 && segs[0] == "tenants" && seg(2) == "incidents" && seg(4) == "merge" && r.Method == http.MethodPost:
 		var in struct {
 			Into string `json:"into"`
