@@ -230,8 +230,14 @@ func (ing *Ingester) merge(ctx context.Context, tx *store.Tx, src Source, id str
 			continue
 		}
 		if _, writes := plan.WriteFor(v.PlanID()); writes {
+			// Until the write succeeds, what was taken in from the link (or the hub has already)
+			// is agreed; the fields to write keep their old agreed value.
 			pending = true
-			if err := tx.SetLinkSync(ctx, src.TenantID, v.ID, nil, "pending", v.LastError); err != nil {
+			var base json.RawMessage
+			if pb, ok := plan.PendingBases[v.PlanID()]; ok {
+				base, _ = json.Marshal(pb)
+			}
+			if err := tx.SetLinkSync(ctx, src.TenantID, v.ID, base, "pending", v.LastError); err != nil {
 				return false, false, err
 			}
 			continue

@@ -24,6 +24,10 @@ const (
 	// LatestWins takes the later change; a tie goes to the hub, so the outcome never depends on
 	// anything but the inputs.
 	LatestWins Rule = "latest_wins"
+	// FollowsClassification is no policy, only what a conflict records when a refinement
+	// (determination, classification reason) was decided by the classification it refines
+	// rather than by its own rule (see fitRefinements).
+	FollowsClassification Rule = "follows_classification"
 )
 
 // Policy gives each field its rule; fields not listed use Default.
@@ -113,6 +117,27 @@ type Result struct {
 	// Bases holds, per link id, the state to record as agreed after the link's write succeeds
 	// (or at once, for a link with nothing to write).
 	Bases map[string]incident.Fields
+	// PendingBases holds, per link id with a write and an agreed base, the state to record as
+	// agreed until that write succeeds: what the link shows for every field the plan does not
+	// write (taken in, or the hub has it already), and the last agreed value of the fields it
+	// writes (so that the hub's change still shows as one, and a remote change of them as a
+	// conflict). Keeping the old base for every field instead would make a field taken in from
+	// the link look unchanged there when the remote changes it back, and the hub's value would
+	// overwrite that change.
+	PendingBases map[string]incident.Fields
+}
+
+// AgreedAfter returns what to record as a link's agreed state once its write succeeded: the
+// plan's base for the link (what it showed for every field the plan did not write), with each
+// written field as the remote now holds it (after, read after the write). A change the remote
+// made to another field since the plan's observation is not agreed, so it flows in next.
+func (p Result) AgreedAfter(link string, written []Field, after incident.Fields) incident.Fields {
+	agreed := p.Bases[link]
+	agreed.Tags = slices.Clone(agreed.Tags)
+	for _, f := range written {
+		set(&agreed, after, f)
+	}
+	return agreed
 }
 
 // Empty reports whether the plan changes nothing and writes nothing.
@@ -134,7 +159,7 @@ func (p Result) WriteFor(link string) (Write, bool) {
 func Plan(in Input) Result {
 	links := slices.Clone(in.Links)
 	slices.SortFunc(links, func(a, b Link) int { return cmp.Compare(a.ID, b.ID) })
-	p := Result{Hub: in.Hub, Bases: map[string]incident.Fields{}}
+	p := Result{Hub: in.Hub, Bases: map[string]incident.Fields{}, PendingBases: map[string]incident.Fields{}}
 	p.Hub.Tags = slices.Clone(in.Hub.Tags)
 	merged := in.Hub.Status == incident.StatusMerged
 
@@ -142,7 +167,7 @@ func Plan(in Input) Result {
 		for _, f := range Fields {
 			p.inbound(in, links, f)
 		}
-		p.dropUnfitRefinements()
+		p.fitRefinements(in, links)
 	}
 	for _, l := range links {
 		w := Write{Link: l.ID, Values: p.Hub}
@@ -166,6 +191,13 @@ func Plan(in Input) Result {
 		p.Bases[l.ID] = base
 		if len(w.Fields) > 0 {
 			p.Writes = append(p.Writes, w)
+			if l.Base != nil {
+				pending := l.Observed
+				for _, f := range w.Fields {
+					set(&pending, *l.Base, f)
+				}
+				p.PendingBases[l.ID] = pending
+			}
 		}
 	}
 	return p
@@ -221,30 +253,91 @@ func (p *Result) inbound(in Input, links []Link, f Field) {
 	}
 }
 
-// dropUnfitRefinements clears the hub's determination and classification reason when a
-// classification taken in from a remote leaves no room for them, as an analyst's change of the
-// classification in the hub does: a remote that clears or changes a classification drops its
-// refinements with it (Sentinel clears both when an incident is reopened), and "a remote that
-// dropped a refinement did not change it" must not keep one that no longer fits — it would be
-// written back to a remote that refuses it, for ever.
-func (p *Result) dropUnfitRefinements() {
-	link := ""
+// fitRefinements keeps the hub's determination and classification reason fitting its
+// classification: a refinement only means something with the classification it refines, so
+// where the field-by-field decisions leave one that does not fit, it follows the
+// classification's own source (recorded as FollowsClassification where a conflict is involved).
+//
+//   - A classification taken in from a remote brings that remote's refinement, when the remote
+//     has the field and its value fits; else the refinement is cleared, as an analyst's change of
+//     the classification in the hub clears it: a remote that clears or changes a classification
+//     drops its refinements with it (Sentinel clears both when an incident is reopened), and "a
+//     remote that dropped a refinement did not change it" must not keep one that no longer fits —
+//     it would be written back to a remote that refuses it, for ever.
+//   - When the hub's classification stands, a remote's refinement that does not fit it (a
+//     remote analyst refined the classification the hub has since replaced) is not taken in: the
+//     hub keeps its own, and writes it. Taking it in made the hub's classification and
+//     determination disagree, which no remote accepts and the API refuses to keep.
+func (p *Result) fitRefinements(in Input, links []Link) {
+	var from *Link // the remote the classification was taken in from
 	for _, c := range p.Inbound {
-		if c.Field == FieldClassification {
-			link = c.Link
+		if c.Field != FieldClassification {
+			continue
+		}
+		for i := range links {
+			if links[i].ID == c.Link {
+				from = &links[i]
+			}
 		}
 	}
-	if link == "" {
-		return
+	for _, f := range []Field{FieldDetermination, FieldClassificationReason} {
+		if fits(p.Hub, f) {
+			continue
+		}
+		var taken *Change // the remote value taken in for f, now given up
+		p.Inbound = slices.DeleteFunc(p.Inbound, func(c Change) bool {
+			if c.Field == f {
+				tk := c
+				taken = &tk
+				return true
+			}
+			return false
+		})
+		winner := "hub"
+		if from != nil {
+			winner = from.ID
+			next := incident.Fields{Classification: p.Hub.Classification}
+			if has(from.System, f) {
+				set(&next, from.Observed, f)
+			}
+			if !fits(next, f) {
+				next = incident.Fields{}
+			}
+			set(&p.Hub, next, f)
+			if value(p.Hub, f) != value(in.Hub, f) {
+				p.Inbound = append(p.Inbound, Change{Field: f, Link: from.ID, From: value(in.Hub, f), To: value(p.Hub, f)})
+			}
+		} else {
+			if taken == nil {
+				continue // the hub's own value, not a decision of this plan
+			}
+			set(&p.Hub, in.Hub, f)
+		}
+		decided := false
+		for i := range p.Conflicts {
+			if c := &p.Conflicts[i]; c.Field == f {
+				decided = true
+				if c.Winner != winner {
+					c.Winner, c.Rule = winner, FollowsClassification
+				}
+			}
+		}
+		if !decided && from == nil {
+			p.Conflicts = append(p.Conflicts, Conflict{Field: f, Rule: FollowsClassification, Hub: value(in.Hub, f),
+				Link: taken.Link, Remote: taken.To, Winner: "hub"})
+		}
 	}
-	if !p.Hub.Determination.Fits(p.Hub.Classification) {
-		p.Inbound = append(p.Inbound, Change{Field: FieldDetermination, Link: link, From: value(p.Hub, FieldDetermination)})
-		p.Hub.Determination = ""
+}
+
+// fits reports whether v's refinement f fits v's classification.
+func fits(v incident.Fields, f Field) bool {
+	switch f {
+	case FieldDetermination:
+		return v.Determination.Fits(v.Classification)
+	case FieldClassificationReason:
+		return v.ClassificationReason.Fits(v.Classification)
 	}
-	if !p.Hub.ClassificationReason.Fits(p.Hub.Classification) {
-		p.Inbound = append(p.Inbound, Change{Field: FieldClassificationReason, Link: link, From: value(p.Hub, FieldClassificationReason)})
-		p.Hub.ClassificationReason = ""
-	}
+	return true
 }
 
 func (c Conflict) String() string {

@@ -421,3 +421,132 @@ func TestPlan_DeterministicOverRandomRuns(t *testing.T) {
 	}
 	t.Logf("1,000 random runs, %d conflicts decided, each plan identical in three link orders", conflicts)
 }
+
+// closed is a closed incident's fields with a classification and determination.
+func closed(c incident.Classification, d incident.Determination) incident.Fields {
+	f := fields(incident.StatusResolved, incident.SeverityMedium, "ana@contoso.com")
+	f.Classification, f.Determination = c, d
+	return f
+}
+
+// TestPlan_ARemoteRefinementOfAClassificationTheHubReplacedIsNotTakenIn: both sides agreed on
+// false positive (not enough data); an analyst re-classifies it in the hub as a benign
+// positive (security testing); later a remote analyst refines the old false positive as not
+// malicious. The determination alone changed remotely, so field by field the hub would keep
+// its classification and take the remote's later determination: benign positive with "not
+// malicious", which fits no classification the hub has, which the API then refused to keep,
+// and which was written to Defender. (Found by the echo test once it compared classification
+// and determination.) The hub's classification and its refinement stand together.
+func TestPlan_ARemoteRefinementOfAClassificationTheHubReplacedIsNotTakenIn(t *testing.T) {
+	agreed := closed(incident.ClassificationFalsePositive, incident.DeterminationNotEnoughDataToValidate)
+	hub := closed(incident.ClassificationBenignPositive, incident.DeterminationSecurityTesting)
+	in := Input{Hub: hub, HubChangedAt: t1, Links: []Link{{ID: "graph:1", System: incident.Graph, Base: ptr(agreed),
+		Observed: closed(incident.ClassificationFalsePositive, incident.DeterminationNotMalicious), ChangedAt: t2}}}
+	p := Plan(in)
+	if p.Hub.Classification != hub.Classification || p.Hub.Determination != hub.Determination {
+		t.Errorf("hub = %s/%s, want the hub's own %s/%s", p.Hub.Classification, p.Hub.Determination, hub.Classification, hub.Determination)
+	}
+	if !p.Hub.Determination.Fits(p.Hub.Classification) {
+		t.Errorf("determination %s does not fit classification %s", p.Hub.Determination, p.Hub.Classification)
+	}
+	if w, _ := p.WriteFor("graph:1"); !reflect.DeepEqual(w.Fields, []Field{FieldClassification, FieldDetermination}) {
+		t.Errorf("writes %v, want the hub's classification and determination together", w.Fields)
+	}
+	if len(p.Inbound) != 0 {
+		t.Errorf("taken in: %v", p.Inbound)
+	}
+	if len(p.Conflicts) != 1 || p.Conflicts[0].Field != FieldDetermination || p.Conflicts[0].Winner != "hub" || p.Conflicts[0].Rule != FollowsClassification {
+		t.Errorf("conflicts %v, want the determination won by the hub, following its classification", p.Conflicts)
+	}
+	if again := Plan(apply(in, p)); !again.Empty() {
+		t.Errorf("re-plan not empty: %+v", again)
+	}
+
+	// The remote's refinement is refused also when the hub had not touched its determination.
+	in.Hub.Determination = ""
+	p = Plan(in)
+	if p.Hub.Determination != "" || len(p.Inbound) != 0 {
+		t.Errorf("hub determination %q, inbound %v; want the hub's own (none), nothing taken in", p.Hub.Determination, p.Inbound)
+	}
+	if len(p.Conflicts) != 1 || p.Conflicts[0].Winner != "hub" || p.Conflicts[0].Remote != string(incident.DeterminationNotMalicious) {
+		t.Errorf("conflicts %v, want the refused remote determination recorded", p.Conflicts)
+	}
+}
+
+// TestPlan_AHubRefinementOfAClassificationARemoteReplacedGivesWayToTheRemotes: the hub
+// refines a true positive (malware → phishing) after a remote analyst re-classified the
+// incident as a false positive (not malicious). The classification comes in; the hub's later
+// determination refined the classification that lost, so the remote's own determination comes
+// with its classification rather than none at all (the hub then showed no determination while
+// Defender showed one).
+func TestPlan_AHubRefinementOfAClassificationARemoteReplacedGivesWayToTheRemotes(t *testing.T) {
+	agreed := closed(incident.ClassificationTruePositive, incident.DeterminationMalware)
+	remote := closed(incident.ClassificationFalsePositive, incident.DeterminationNotMalicious)
+	in := Input{Hub: closed(incident.ClassificationTruePositive, incident.DeterminationPhishing), HubChangedAt: t2,
+		Links: []Link{{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: remote, ChangedAt: t1}}}
+	p := Plan(in)
+	if p.Hub.Classification != remote.Classification || p.Hub.Determination != remote.Determination {
+		t.Errorf("hub = %s/%s, want the remote's %s/%s", p.Hub.Classification, p.Hub.Determination, remote.Classification, remote.Determination)
+	}
+	if len(p.Writes) != 0 {
+		t.Errorf("writes %v, want none", p.Writes)
+	}
+	if len(p.Conflicts) != 1 || p.Conflicts[0].Winner != "graph:1" || p.Conflicts[0].Rule != FollowsClassification {
+		t.Errorf("conflicts %v, want the determination won by the remote, following its classification", p.Conflicts)
+	}
+	if again := Plan(apply(in, p)); !again.Empty() {
+		t.Errorf("re-plan not empty: %+v", again)
+	}
+}
+
+// TestPlan_AFieldTakenInFromALinkWithAWriteIsAgreedThere: a remote analyst reopens an incident
+// (its classification cleared) while the hub's tag change is still to be written to that link.
+// What was taken in is agreed on the link from then on — while the write is pending
+// (PendingBases) and once it succeeded (AgreedAfter) — so that when the remote analyst closes
+// it again as before, that is a remote change and comes in. Both used to keep the link's old
+// agreed classification: the remote's second change looked like no change, and the hub's
+// "reopened" state was written over it, a lost update. (Found by the echo test once it
+// compared classifications.)
+func TestPlan_AFieldTakenInFromALinkWithAWriteIsAgreedThere(t *testing.T) {
+	agreed := closed(incident.ClassificationFalsePositive, incident.DeterminationNotMalicious)
+	reopened := agreed
+	reopened.Status, reopened.Classification, reopened.Determination = incident.StatusInProgress, incident.ClassificationUndetermined, incident.DeterminationUnknown
+	hub := agreed
+	hub.Tags = []string{"hub-tag"}
+	in := Input{Hub: hub, HubChangedAt: t1, Links: []Link{{ID: "graph:1", System: incident.Graph, Base: ptr(agreed), Observed: reopened, ChangedAt: t2}}}
+
+	// A poll takes the reopening in, with the tag still to write.
+	p := Plan(in)
+	if p.Hub.Classification != incident.ClassificationUndetermined || p.Hub.Status != incident.StatusInProgress {
+		t.Fatalf("hub = %+v, want the remote's reopening taken in", p.Hub)
+	}
+	if w, _ := p.WriteFor("graph:1"); !reflect.DeepEqual(w.Fields, []Field{FieldTags}) {
+		t.Fatalf("writes %v, want the tags", w.Fields)
+	}
+	closedAgain := reopened
+	closedAgain.Status, closedAgain.Classification, closedAgain.Determination = agreed.Status, agreed.Classification, agreed.Determination
+	for name, base := range map[string]incident.Fields{
+		"while the write is pending": p.PendingBases["graph:1"],
+		"after the write succeeded":  p.AgreedAfter("graph:1", []Field{FieldTags}, incident.Fields{Tags: []string{"hub-tag"}}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if base.Classification != incident.ClassificationUndetermined || base.Status != incident.StatusInProgress {
+				t.Errorf("agreed %+v, want the reopening taken in", base)
+			}
+			observed := closedAgain
+			if name == "after the write succeeded" {
+				observed.Tags = []string{"hub-tag"}
+			}
+			next := Plan(Input{Hub: p.Hub, HubChangedAt: t1, Links: []Link{{ID: "graph:1", System: incident.Graph, Base: &base, Observed: observed, ChangedAt: t2.Add(time.Minute)}}})
+			if next.Hub.Classification != agreed.Classification || next.Hub.Status != agreed.Status {
+				t.Errorf("hub = %+v, want the remote's close taken in", next.Hub)
+			}
+			if w, ok := next.WriteFor("graph:1"); ok && slices.Contains(w.Fields, FieldClassification) {
+				t.Errorf("writes %v: the hub's stale classification over the remote's change", w.Fields)
+			}
+		})
+	}
+	if tags := p.PendingBases["graph:1"].Tags; len(tags) != 0 {
+		t.Errorf("pending base tags %v, want the old agreed tags (none) until the write succeeds", tags)
+	}
+}

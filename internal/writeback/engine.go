@@ -500,7 +500,11 @@ func (e *Engine) record(ctx context.Context, si store.StoredIncident, links []re
 				if errors.Is(r.err, errUnwritable) {
 					linkState = "failed"
 				}
-				if err := tx.SetLinkSync(ctx, si.TenantID, l.ID, nil, linkState, r.err.Error()); err != nil {
+				var base json.RawMessage // never agreed: none yet
+				if pb, ok := plan.PendingBases[l.PlanID()]; ok {
+					base, _ = json.Marshal(pb)
+				}
+				if err := tx.SetLinkSync(ctx, si.TenantID, l.ID, base, linkState, r.err.Error()); err != nil {
 					return err
 				}
 				if err := tx.Audit(ctx, store.AuditEntry{TenantID: si.TenantID, IncidentID: si.ID, Actor: "socsync", Action: "write-back",
@@ -524,9 +528,12 @@ func writeFields(plan reconcile.Result, link string) []reconcile.Field {
 
 // recordWrite stores a successful write: the remote's state after it as the link's observed
 // state; the written fields, as the remote now holds them, as agreed; one audit entry per field.
-// The fields it did not write keep their old agreed value, so that anything else the remote
-// changed meanwhile shows as the remote's change and flows in, rather than being taken for a
-// hub change and overwritten.
+// The fields it did not write are agreed as the plan saw them (the hub had them already), not
+// as the remote shows them after the write, so that anything else the remote changed meanwhile
+// shows as the remote's change and flows in, rather than being taken for a hub change and
+// overwritten. (Keeping their old agreed value instead left a field taken in from the link
+// agreed at its old value: when the remote later changed it back, that looked like no change,
+// and the hub's value overwrote it.)
 func (e *Engine) recordWrite(ctx context.Context, tx *store.Tx, si store.StoredIncident, l reconcile.LinkState, r linkResult, plan reconcile.Result, src ingest.Source) error {
 	obs := *r.observed
 	observed, err := json.Marshal(obs)
@@ -538,14 +545,7 @@ func (e *Engine) recordWrite(ctx context.Context, tx *store.Tx, si store.StoredI
 	if _, err := tx.UpsertLink(ctx, &nl); err != nil {
 		return err
 	}
-	agreed := l.Obs.Fields
-	if l.Base != nil {
-		agreed = *l.Base
-	}
-	for _, f := range r.written {
-		reconcile.SetField(&agreed, obs.Fields, f)
-	}
-	base, _ := json.Marshal(agreed)
+	base, _ := json.Marshal(plan.AgreedAfter(l.PlanID(), r.written, obs.Fields))
 	if err := tx.SetLinkSync(ctx, si.TenantID, l.ID, base, "in_sync", ""); err != nil {
 		return err
 	}

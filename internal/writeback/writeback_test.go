@@ -20,15 +20,17 @@ import (
 )
 
 type hubIncident struct {
-	ID             string `json:"id"`
-	TenantID       string `json:"tenant_id"`
-	Title          string `json:"title"`
-	Status         string `json:"status"`
-	Severity       string `json:"severity"`
-	Owner          string `json:"owner"`
-	Classification string `json:"classification"`
-	SyncState      string `json:"sync_state"`
-	MergedInto     string `json:"merged_into"`
+	ID             string   `json:"id"`
+	TenantID       string   `json:"tenant_id"`
+	Title          string   `json:"title"`
+	Status         string   `json:"status"`
+	Severity       string   `json:"severity"`
+	Owner          string   `json:"owner"`
+	Classification string   `json:"classification"`
+	Determination  string   `json:"determination"`
+	Tags           []string `json:"tags"`
+	SyncState      string   `json:"sync_state"`
+	MergedInto     string   `json:"merged_into"`
 	Links          []struct {
 		Kind       string `json:"kind"`
 		ExternalID string `json:"external_id"`
