@@ -186,6 +186,14 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	tx := &Tx{tx: cachedTx{sqlTx, s.stmts}, s: s, now: s.now()}
+	// A panic in fn (recovered further up, by net/http for one) must not leave the transaction
+	// open: on SQLite it would hold the only write connection for ever.
+	defer func() {
+		if p := recover(); p != nil {
+			_ = sqlTx.Rollback()
+			panic(p)
+		}
+	}()
 	err = fn(tx)
 	if err == nil {
 		err = tx.writeOutbox(ctx)

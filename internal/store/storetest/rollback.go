@@ -84,3 +84,42 @@ func testRollbackLeavesNoTrace(t *testing.T, newDSN NewDSN) {
 		t.Errorf("v2 record = %+v; want the owner change alone", r)
 	}
 }
+
+// testPanicRollsBack: a function that panics inside a transaction (net/http recovers a
+// handler's panic and carries on) rolls it back, so the write connection is free for the next
+// one and nothing of the panicking one is stored.
+func testPanicRollsBack(t *testing.T, newDSN NewDSN) {
+	ctx := context.Background()
+	s := open(t, newDSN(t), NewClock())
+	seed(t, s)
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("recovered %v, want the function's panic", p)
+			}
+		}()
+		_ = s.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.CreateIncident(ctx, newIncident(tenantA, "lost"), "graph:1", store.Change{}); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	// Without the rollback SQLite's one write connection stays held and this waits for ever.
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	inc := newIncident(tenantA, "kept")
+	if err := s.InTx(wait, func(tx *store.Tx) error {
+		_, err := tx.CreateIncident(wait, inc, "graph:1", store.Change{})
+		return err
+	}); err != nil {
+		t.Fatalf("the next transaction: %v", err)
+	}
+	got, err := s.Incident(ctx, tenantA, inc.ID)
+	if err != nil || got.Title != "kept" {
+		t.Errorf("incident of graph:1 = %+v (%v), want the second transaction's", got.Incident, err)
+	}
+	if n, err := s.OutboxPending(ctx); err != nil || n != 1 {
+		t.Errorf("outbox rows = %d (%v), want 1", n, err)
+	}
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, newDSN NewDSN) {
 		{"EveryIncidentVersionHasOneOutboxRow", testOutboxPerVersion},
 		{"ATransactionGivesAnIncidentOneVersion", testOneVersionPerTx},
 		{"ARolledBackTransactionLeavesNoOutboxRowNoVersionNoIncident", testRollbackLeavesNoTrace},
+		{"APanicInATransactionRollsItBackAndFreesTheWriter", testPanicRollsBack},
 		{"UpsertLinkIsIdempotentAndNeverGoesBackwards", testUpsertLink},
 		{"AlertVersionsNeverGoBackwards", testAlertVersions},
 		{"CursorCommitsWithTheDataOrNotAtAll", testCursorCommitsWithData},
