@@ -14,6 +14,7 @@ import (
 	"github.com/socsync/socsync/internal/hub"
 	"github.com/socsync/socsync/internal/hub/hubtest"
 	"github.com/socsync/socsync/internal/incident"
+	"github.com/socsync/socsync/internal/reconcile"
 	"github.com/socsync/socsync/internal/sentinel"
 	"github.com/socsync/socsync/internal/store"
 	"github.com/socsync/socsync/internal/writeback"
@@ -211,6 +212,151 @@ func TestRemoteEdit_FlowsIntoTheHub(t *testing.T) {
 	f.settle(t)
 	if w := diff(f.env.Writes(), before); len(w) != 0 {
 		t.Errorf("a remote edit caused writes back: %v", w)
+	}
+}
+
+// TestRemoteEdit_InDefenderOfAMirroredPairReachesTheHubAndTheMirrorWithNoWriteBack: a remote
+// analyst changes every synced field of a Defender incident that Microsoft's connector mirrors
+// into Sentinel. The change reaches the hub; the hub's Sentinel link observes the mirror
+// agreeing, field by field; and socsync writes nothing back — no Graph PATCH to the Defender
+// incident it came from, no Sentinel PUT to the mirror the connector already updated.
+func TestRemoteEdit_InDefenderOfAMirroredPairReachesTheHubAndTheMirrorWithNoWriteBack(t *testing.T) {
+	f := newFixture(t)
+	ti := f.env.Info.Tenants[1] // mirrors Defender into its first workspace
+	c, err := f.env.Emulator.CreateIncident(ti.TenantID, emulator.NewIncident{Title: "mirrored-remote-edit", Where: "defender+sentinel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := f.find(t, "mirrored-remote-edit")
+	hubtest.Eventually(t, "the incident has its Graph and Sentinel links", func() bool {
+		d = f.waitInSync(t, d.ID)
+		return len(d.Links) == 2
+	})
+	before := f.env.Writes()
+	upn := ti.Users[1].UPN
+	edit := `{"status":"resolved","classification":"truePositive","determination":"malware","assignedTo":"` + upn +
+		`","severity":"low","customTags":["ir-7"]}`
+	if err := f.env.Emulator.PatchIncident(ti.TenantID, c.GraphID, []byte(edit)); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.Eventually(t, "the remote edit is in the hub", func() bool {
+		d = f.get(t, d.ID)
+		return d.Status == "resolved" && d.Classification == "true_positive" && d.Determination == "malware" &&
+			d.Owner == strings.ToLower(upn) && d.Severity == "low" && fmt.Sprint(d.Tags) == "[ir-7]"
+	})
+	d = f.waitInSync(t, d.ID)
+	f.settle(t)
+	if s := f.copiesDisagree(t, f.get(t, d.ID), ti.TenantID, c.GraphID); s != "" {
+		t.Errorf("the copies disagree: %s", s)
+	}
+	// The hub's own record of the mirror (its Sentinel link) agrees with the hub.
+	stored, err := f.hub.Hub.Store().Links(context.Background(), ti.TenantID, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := reconcile.DecodeLinks(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrors := 0
+	for _, l := range links {
+		if l.Kind != store.LinkSentinel {
+			continue
+		}
+		mirrors++
+		o := l.Obs.Fields
+		if l.ExternalID != c.SentinelID || !l.Obs.Mirrored || o.Status != incident.StatusResolved || o.Classification != incident.ClassificationTruePositive ||
+			o.ClassificationReason != incident.ReasonSuspiciousActivity || o.Owner != strings.ToLower(upn) || o.Severity != incident.SeverityLow ||
+			!incident.EqualTags(o.Tags, []string{"ir-7"}) || l.SyncState != "in_sync" {
+			t.Errorf("the Sentinel link (%s, %s, mirrored %v) observed %+v; want the remote edit, in sync", l.ExternalID, l.SyncState, l.Obs.Mirrored, o)
+		}
+	}
+	if mirrors != 1 {
+		t.Errorf("%d Sentinel links, want the mirror's one", mirrors)
+	}
+	w := diff(f.env.Writes(), before)
+	for k, n := range w {
+		switch {
+		case strings.HasPrefix(k, "graph PATCH "):
+			t.Errorf("%d Graph PATCH(es) back to the Defender incident the edit came from", n)
+		case strings.HasPrefix(k, "arm PUT "):
+			t.Errorf("%d Sentinel PUT(s) to the mirror (%s)", n, k)
+		default:
+			t.Errorf("%d write(s) %s", n, k)
+		}
+	}
+}
+
+// TestComments_OnAMirroredPairBothWaysExactlyOnceEverywhere: on a Defender incident mirrored
+// into Sentinel, an analyst comments in the hub, another in Defender and a third in the
+// Sentinel mirror. Each comment is once in the hub (the Defender and Sentinel ones taken in
+// once though both links show them), once on the remote incident (Defender's list, and the
+// mirror's count), and socsync wrote exactly one comment: the hub's, through Graph.
+func TestComments_OnAMirroredPairBothWaysExactlyOnceEverywhere(t *testing.T) {
+	f := newFixture(t)
+	ti := f.env.Info.Tenants[1]
+	c, err := f.env.Emulator.CreateIncident(ti.TenantID, emulator.NewIncident{Title: "mirrored-comments", Where: "defender+sentinel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := f.find(t, "mirrored-comments")
+	hubtest.Eventually(t, "the incident has its Graph and Sentinel links", func() bool {
+		d = f.waitInSync(t, d.ID)
+		return len(d.Links) == 2
+	})
+	before := f.env.Writes()
+	if code := f.hub.API(t, f.token, "POST", "/api/v1/incidents/"+d.ID+"/comments", `{"text":"Hub: isolated the host."}`, nil); code != 201 {
+		t.Fatalf("comment: %d", code)
+	}
+	if err := f.env.Emulator.PatchIncident(ti.TenantID, c.GraphID, []byte(`{"comment":"Defender: customer confirms."}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.env.Emulator.PatchIncident(ti.TenantID, c.SentinelID, []byte(`{"view":"sentinel","comment":"Sentinel: ticket INC-42."}`)); err != nil {
+		t.Fatal(err)
+	}
+	texts := []string{"Hub: isolated the host.", "Defender: customer confirms.", "Sentinel: ticket INC-42."}
+	hubtest.Eventually(t, "every comment is in the hub and the hub's is written", func() bool {
+		d = f.get(t, d.ID)
+		return len(d.Comments) >= len(texts) && d.SyncState == "in_sync"
+	})
+	f.waitInSync(t, d.ID)
+	f.settle(t)
+	d = f.get(t, d.ID)
+	count := func(list []string, text string) int {
+		n := 0
+		for _, s := range list {
+			if strings.Contains(s, text) {
+				n++
+			}
+		}
+		return n
+	}
+	var hubTexts, graphTexts []string
+	for _, cm := range d.Comments {
+		hubTexts = append(hubTexts, cm.Text)
+	}
+	cs, _ := f.env.Views(t, ti.TenantID, c.GraphID)["graph"]["comments"].([]any)
+	for _, cm := range cs {
+		graphTexts = append(graphTexts, fmt.Sprint(cm.(map[string]any)["comment"]))
+	}
+	for _, text := range texts {
+		if n := count(hubTexts, text); n != 1 {
+			t.Errorf("the hub has %q %d times: %q", text, n, hubTexts)
+		}
+		if n := count(graphTexts, text); n != 1 {
+			t.Errorf("Defender has %q %d times: %q", text, n, graphTexts)
+		}
+	}
+	if len(hubTexts) != len(texts) || len(graphTexts) != len(texts) {
+		t.Errorf("the hub has %d comments and Defender %d, want %d each", len(hubTexts), len(graphTexts), len(texts))
+	}
+	sv := f.env.Views(t, ti.TenantID, c.SentinelID)["sentinel"]["properties"].(map[string]any)
+	if n, _ := sv["additionalData"].(map[string]any)["commentsCount"].(float64); int(n) != len(texts) {
+		t.Errorf("the Sentinel mirror has %v comments, want %d", n, len(texts))
+	}
+	want := map[string]int{"graph POST /v1.0/security/incidents/{id}/comments": 1}
+	if w := diff(f.env.Writes(), before); fmt.Sprint(w) != fmt.Sprint(want) {
+		t.Errorf("writes = %v, want %v (the hub's comment once, through Graph only)", w, want)
 	}
 }
 
