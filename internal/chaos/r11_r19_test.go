@@ -181,7 +181,9 @@ func TestR12_LateChanges_CaughtWithinTheOverlapAndRepairedByTheFullResync(t *tes
 // minutes ahead of socsync's while incidents change; their change times are in socsync's
 // future: kept, flagged "future-timestamp", never used as a cursor (the cursor sampler checks
 // every cursor against socsync's clock all along). When the clock is right again, later
-// normal changes are collected. (Odd and non-UTC timestamps in payloads:
+// normal changes are collected, and so are changes of the incidents stamped in the future —
+// whose new change times are earlier than the ones the hub holds (a regression:
+// TestUpsertLink_AChangeAfterTheRemoteClockIsCorrectedIsNotTakenForAStaleReRead). (Odd and non-UTC timestamps in payloads:
 // TestGolden_OddAndMalformedPayloads in internal/graph and internal/sentinel.)
 func TestR13_ClockSkew_FutureTimestampsFlaggedNeverCursors(t *testing.T) {
 	t.Parallel()
@@ -205,11 +207,22 @@ func TestR13_ClockSkew_FutureTimestampsFlaggedNeverCursors(t *testing.T) {
 	clock.Set(0)
 	f.create(t0.TenantID, emulator.NewIncident{Title: "r13-after-g"})
 	f.create(t2.TenantID, emulator.NewIncident{Title: "r13-after-s", Where: "sentinel", Workspace: t2.Sentinel[1].Workspace})
+	// The incidents stamped in the future change again once the clock is right: their new
+	// change times are earlier than the ones the hub holds, and must not be taken for stale
+	// re-reads.
+	f.env.Emulator.PatchIncident(t0.TenantID, g.GraphID, []byte(`{"severity":"high"}`))
+	f.env.Emulator.PatchIncident(t2.TenantID, s.SentinelID, []byte(`{"severity":"High"}`))
+	for _, l := range []struct{ tenant, id string }{{t0.TenantID, gID}, {t2.TenantID, sID}} {
+		hubtest.Eventually(t, "a change after the clock is right, of an incident stamped in the future, is collected", func() bool {
+			si, _ := f.store().Incident(context.Background(), l.tenant, l.id)
+			return si.Severity == "high"
+		})
+	}
 	f.collected(5)
 	f.settle()
 	f.checkAll(check.Options{})
 	_, samples := f.cursors.Check()
-	t.Logf("R13: remote clock 10 minutes ahead; %d cursor samples, none past socsync's clock + 5 min", samples)
+	t.Logf("R13 figures: remote clock 10 minutes ahead for 2 new incidents (flagged, never cursors), both changed again after the clock was right and collected; %d cursor samples, none past socsync's clock + 5 min", samples)
 }
 
 // TestR17_PagingOverAThousandResultsWithChangesDuringPaging (R17): more than 1,000 incidents

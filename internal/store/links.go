@@ -116,7 +116,7 @@ func (tx *Tx) UpsertLink(ctx context.Context, l *Link) (changed bool, err error)
 	case err != nil:
 		return false, fmt.Errorf("read link %s/%s: %w", l.SourceID, l.ExternalID, err)
 	}
-	if l.RemoteUpdated.Before(cur.RemoteUpdated) {
+	if l.RemoteUpdated.Before(cur.RemoteUpdated) && !clockCorrected(cur, *l, tx.now) {
 		*l = cur // an older version arrived late (an overlapping page): keep the newer one
 		return false, nil
 	}
@@ -133,6 +133,23 @@ func (tx *Tx) UpsertLink(ctx context.Context, l *Link) (changed bool, err error)
 	l.ID, l.Base, l.SyncState, l.LastError, l.ObservedAt = cur.ID, cur.Base, cur.SyncState, cur.LastError, tx.now
 	return changed, nil
 }
+
+// clockCorrected reports whether an observation with an earlier change time than the stored
+// one is nonetheless the newer: the stored change time was in the future when it was stored
+// (beyond the hub's clock by more than futureSkew: the remote's clock ran ahead), and the new
+// one is not (its clock is right again). The stored time says nothing about order then;
+// keeping the stored observation would drop every change the remote makes until its clock
+// catches up with the time it stamped (found by R13: a change after the clock was corrected,
+// of an incident stamped ten minutes ahead, was lost). A stale read of an older version,
+// should one win this way, is replaced again by the next poll, which re-reads every incident
+// changed after the cursor; a time in the future never moves a cursor.
+func clockCorrected(stored, observed Link, now time.Time) bool {
+	return stored.RemoteUpdated.After(stored.ObservedAt.Add(futureSkew)) && !observed.RemoteUpdated.After(now.Add(futureSkew))
+}
+
+// futureSkew is how far ahead of the hub's clock a remote change time may be and still be
+// trusted, as the remote clients flag it (graph.DefaultMaxSkew, sentinel.DefaultMaxSkew).
+const futureSkew = 5 * time.Minute
 
 func compactJSON(b json.RawMessage) []byte {
 	var buf bytes.Buffer

@@ -1,0 +1,85 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/socsync/socsync/internal/incident"
+	"github.com/socsync/socsync/internal/store"
+)
+
+// TestUpsertLink_AChangeAfterTheRemoteClockIsCorrectedIsNotTakenForAStaleReRead: a remote
+// incident stamped ten minutes in the future (the remote's clock ran ahead) changes again once
+// the clock is right; its new change time is earlier than the stored one, yet it is the newer
+// observation and must be stored. A genuinely older observation — of a stored time that was not
+// in the future, or of two times both in the future — is still refused. (Found by R13: the
+// change was dropped until the remote's clock caught up with the time it had stamped.)
+func TestUpsertLink_AChangeAfterTheRemoteClockIsCorrectedIsNotTakenForAStaleReRead(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "c.db"), store.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SyncTenants(ctx, []store.Tenant{{ID: "t1", Name: "t1"}}, []store.Source{{TenantID: "t1", Kind: store.KindDefender}}); err != nil {
+		t.Fatal(err)
+	}
+	src := store.SourceID("t1", store.KindDefender, "")
+	var incidentID string
+	err = st.InTx(ctx, func(tx *store.Tx) error {
+		inc := &incident.Incident{TenantID: "t1", Title: "skewed", Fields: incident.Fields{Status: incident.StatusNew, Severity: incident.SeverityMedium}}
+		_, err := tx.CreateIncident(ctx, inc, "skewed", store.Change{Summary: "test"})
+		incidentID = inc.ID
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// upsert stores an observation of remote incident id with the given change time and
+	// severity, and returns whether it changed the link and what the link holds now.
+	upsert := func(id string, updated time.Time, severity string) (bool, store.Link) {
+		t.Helper()
+		obs, _ := json.Marshal(map[string]string{"severity": severity})
+		l := store.Link{TenantID: "t1", IncidentID: incidentID, SourceID: src, Kind: store.LinkGraph, ExternalID: id, Observed: obs, RemoteUpdated: updated}
+		var changed bool
+		err := st.InTx(ctx, func(tx *store.Tx) (err error) {
+			changed, err = tx.UpsertLink(ctx, &l)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.LinkByExternal(ctx, "t1", src, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed, got
+	}
+
+	// Stamped ten minutes ahead, then — the clock corrected — changed a minute later.
+	upsert("1", now.Add(10*time.Minute), "medium")
+	now = now.Add(time.Minute)
+	changed, l := upsert("1", now, "high")
+	if !changed || !l.RemoteUpdated.Equal(now) || string(l.Observed) != `{"severity":"high"}` {
+		t.Errorf("the change after the clock was corrected was dropped: changed %v, stored %s %s", changed, l.RemoteUpdated, l.Observed)
+	}
+
+	// An older version read late, of a time that was not in the future: refused.
+	upsert("2", now.Add(-time.Minute), "high")
+	if changed, l := upsert("2", now.Add(-2*time.Minute), "low"); changed || string(l.Observed) != `{"severity":"high"}` {
+		t.Errorf("an older version replaced a newer one: changed %v, stored %s", changed, l.Observed)
+	}
+	// Two times both in the future (the clock still ahead): their order holds; refused.
+	upsert("3", now.Add(10*time.Minute), "high")
+	if changed, l := upsert("3", now.Add(9*time.Minute), "low"); changed || string(l.Observed) != `{"severity":"high"}` {
+		t.Errorf("an older version (both stamped ahead) replaced a newer one: changed %v, stored %s", changed, l.Observed)
+	}
+}
