@@ -118,12 +118,12 @@ type Result struct {
 	// (or at once, for a link with nothing to write).
 	Bases map[string]incident.Fields
 	// PendingBases holds, per link id with a write and an agreed base, the state to record as
-	// agreed until that write succeeds: what the link shows for every field the plan does not
-	// write (taken in, or the hub has it already), and the last agreed value of the fields it
-	// writes (so that the hub's change still shows as one, and a remote change of them as a
-	// conflict). Keeping the old base for every field instead would make a field taken in from
-	// the link look unchanged there when the remote changes it back, and the hub's value would
-	// overwrite that change.
+	// agreed until that write succeeds: what the link shows, every value of which this plan took
+	// in, found equal, or decided against. The hub's values still to write differ from it, so the
+	// next plan writes them again; a later remote change shows as a change. Keeping the link's
+	// old agreed state instead made a field taken in from the link look unchanged there when the
+	// remote changed it back (and the hub's value overwrote it), and a remote value this plan
+	// overruled look changed again (re-audited, and deciding differently on a retry).
 	PendingBases map[string]incident.Fields
 }
 
@@ -168,6 +168,9 @@ func Plan(in Input) Result {
 			p.inbound(in, links, f)
 		}
 		p.fitRefinements(in, links)
+		// A merge taken in now: nothing is written to the merged incident (the reconciler
+		// finishes the merge instead), in this plan as in the next.
+		merged = p.Hub.Status == incident.StatusMerged
 	}
 	for _, l := range links {
 		w := Write{Link: l.ID, Values: p.Hub}
@@ -193,9 +196,7 @@ func Plan(in Input) Result {
 			p.Writes = append(p.Writes, w)
 			if l.Base != nil {
 				pending := l.Observed
-				for _, f := range w.Fields {
-					set(&pending, *l.Base, f)
-				}
+				pending.Tags = slices.Clone(l.Observed.Tags)
 				p.PendingBases[l.ID] = pending
 			}
 		}

@@ -289,9 +289,35 @@ func apply(in Input, p Result) Input {
 	return out
 }
 
-// randomInput builds an input from fuzz bytes: values from small domains, so that equal,
-// equivalent and conflicting values all occur often.
+// rules are the policy rules, for inputs that pick them.
+var rules = []Rule{LatestWins, HubWins, RemoteWins}
+
+// policyOf decodes a policy from bits: the lowest two pick the default rule (the fourth value
+// leaves it unset, which means latest_wins), then two bits per synced field, in Fields order,
+// pick its own rule (the fourth value leaves it to the default).
+func policyOf(bits uint32) Policy {
+	p := Policy{Fields: map[Field]Rule{}}
+	if r := bits & 3; r < 3 {
+		p.Default = rules[r]
+	}
+	for i, f := range Fields {
+		if r := bits >> (2 + 2*i) & 3; r < 3 {
+			p.Fields[f] = rules[r]
+		}
+	}
+	return p
+}
+
+// randomInput builds an input from a random source: values from small domains, so that equal,
+// equivalent and conflicting values all occur often, and a policy with a random default and
+// random rules for some fields.
 func randomInput(r *rand.Rand) Input {
+	in := randomInputWith(r, policyOf(r.Uint32()))
+	return in
+}
+
+// randomInputWith builds a random input (see randomInput) decided by the given policy.
+func randomInputWith(r *rand.Rand, policy Policy) Input {
 	statuses := []incident.Status{incident.StatusNew, incident.StatusActive, incident.StatusInProgress, incident.StatusResolved, incident.StatusMerged, "graph:awaitingAction", "sentinel:Weird"}
 	sevs := []incident.Severity{incident.SeverityLow, incident.SeverityHigh, "graph:unknown", ""}
 	owners := []string{"", "ana@contoso.com", "ANA@contoso.com ", "bob@contoso.com", "sentinel:1234"}
@@ -308,8 +334,7 @@ func randomInput(r *rand.Rand) Input {
 	}
 	owners2, _ := incident.NewOwners(map[string]string{"ana@contoso.com": "aaaa", "bob@contoso.com": "bbbb"})
 	times := []time.Time{t0, t1, t2}
-	rules := []Rule{LatestWins, HubWins, RemoteWins}
-	in := Input{Hub: pick(), HubChangedAt: times[r.IntN(3)], Policy: Policy{Default: rules[r.IntN(3)]}}
+	in := Input{Hub: pick(), HubChangedAt: times[r.IntN(3)], Policy: policy}
 	for i := range 1 + r.IntN(3) {
 		sys := incident.Graph
 		if r.IntN(2) == 0 {
@@ -329,42 +354,90 @@ func randomInput(r *rand.Rand) Input {
 	return in
 }
 
-func FuzzPlan(f *testing.F) {
-	for i := range uint64(20) {
-		f.Add(i, i*7)
-	}
-	f.Fuzz(func(t *testing.T, s1, s2 uint64) {
-		in := randomInput(rand.New(rand.NewPCG(s1, s2)))
-		p := Plan(in)
+// checkPlanProperties checks the planner's properties on one input: identical inputs (in any
+// link order) give identical plans; no plan writes a value equal to the observed one, or to a
+// read-only link; re-planning after applying the plan (its writes succeeded) yields an empty
+// plan; and re-planning after its writes failed (the links' pending bases recorded) takes
+// nothing more in and plans the same writes.
+func checkPlanProperties(t *testing.T, in Input) {
+	t.Helper()
+	p := Plan(in)
 
-		// Identical inputs, in any link order, give identical plans.
-		shuffled := in
-		shuffled.Links = slices.Clone(in.Links)
-		slices.Reverse(shuffled.Links)
-		if a, b := mustJSON(t, p), mustJSON(t, Plan(shuffled)); a != b {
-			t.Fatalf("plans differ for the same input:\n%s\n%s", a, b)
-		}
-		// No plan writes a value equal to the observed one.
-		for _, w := range p.Writes {
-			for _, l := range in.Links {
-				if l.ID != w.Link {
-					continue
+	shuffled := in
+	shuffled.Links = slices.Clone(in.Links)
+	slices.Reverse(shuffled.Links)
+	if a, b := mustJSON(t, p), mustJSON(t, Plan(shuffled)); a != b {
+		t.Fatalf("plans differ for the same input %s:\n%s\n%s", mustJSON(t, in), a, b)
+	}
+	for _, w := range p.Writes {
+		for _, l := range in.Links {
+			if l.ID != w.Link {
+				continue
+			}
+			for _, fld := range w.Fields {
+				if equal(l.System, fld, w.Values, l.Observed) {
+					t.Fatalf("write of %s to %s equals the observed value %q (input %s)", fld, l.ID, value(l.Observed, fld), mustJSON(t, in))
 				}
-				for _, fld := range w.Fields {
-					if equal(l.System, fld, w.Values, l.Observed) {
-						t.Fatalf("write of %s to %s equals the observed value %q", fld, l.ID, value(l.Observed, fld))
-					}
-					if l.ReadOnly {
-						t.Fatalf("write to read-only link %s", l.ID)
-					}
+				if l.ReadOnly {
+					t.Fatalf("write to read-only link %s (input %s)", l.ID, mustJSON(t, in))
 				}
 			}
 		}
-		// Re-planning after applying the plan yields an empty plan.
-		if again := Plan(apply(in, p)); !again.Empty() {
-			t.Fatalf("re-plan not empty:\ninput %s\nplan %s\nagain %s", mustJSON(t, in), mustJSON(t, p), mustJSON(t, again))
+	}
+	if again := Plan(apply(in, p)); !again.Empty() {
+		t.Fatalf("re-plan not empty:\ninput %s\nplan %s\nagain %s", mustJSON(t, in), mustJSON(t, p), mustJSON(t, again))
+	}
+	failed := in
+	failed.Hub, failed.Links = p.Hub, nil
+	for _, l := range in.Links {
+		if b, ok := p.PendingBases[l.ID]; ok {
+			l.Base = &b
+		} else if _, writes := p.WriteFor(l.ID); !writes {
+			b := p.Bases[l.ID]
+			l.Base = &b
 		}
+		failed.Links = append(failed.Links, l)
+	}
+	retry := Plan(failed)
+	if len(retry.Inbound) != 0 || mustJSON(t, retry.Writes) != mustJSON(t, p.Writes) {
+		t.Fatalf("re-plan after failed writes differs:\ninput %s\nplan %s\nretry %s", mustJSON(t, in), mustJSON(t, p), mustJSON(t, retry))
+	}
+}
+
+// FuzzPlan fuzzes the planner's properties (checkPlanProperties) over random inputs (the seeds)
+// decided by any policy: a default rule and a rule per field (the bits, see policyOf).
+func FuzzPlan(f *testing.F) {
+	for i := range uint64(20) {
+		f.Add(i, i*7, uint32(i*0x9e3779b9))
+	}
+	f.Add(uint64(1), uint64(2), uint32(0))           // latest_wins everywhere
+	f.Add(uint64(1), uint64(2), uint32(0x5555_5555)) // hub_wins everywhere
+	f.Add(uint64(1), uint64(2), uint32(0xaaaa_aaaa)) // remote_wins everywhere
+	f.Fuzz(func(t *testing.T, s1, s2 uint64, policy uint32) {
+		checkPlanProperties(t, randomInputWith(rand.New(rand.NewPCG(s1, s2)), policyOf(policy)))
 	})
+}
+
+// TestPlan_PropertiesHoldOverRandomInputs runs the fuzz properties (checkPlanProperties) over
+// 5,000 inputs from a seeded generator, every policy mix included, so that every CI run checks
+// them broadly, not only the fuzz step's short run.
+func TestPlan_PropertiesHoldOverRandomInputs(t *testing.T) {
+	const runs = 5000
+	r := rand.New(rand.NewPCG(0x5eed, 2026))
+	var writes, inbound, conflicts, perField int
+	for range runs {
+		in := randomInput(r)
+		perField += len(in.Policy.Fields)
+		p := Plan(in)
+		writes, inbound, conflicts = writes+len(p.Writes), inbound+len(p.Inbound), conflicts+len(p.Conflicts)
+		checkPlanProperties(t, in)
+	}
+	// The generator must exercise what the properties are about.
+	if writes < runs/4 || inbound < runs/4 || conflicts < runs/10 || perField < runs {
+		t.Errorf("the inputs planned %d writes, %d changes taken in, %d conflicts, with %d per-field rules: too few to check the properties broadly",
+			writes, inbound, conflicts, perField)
+	}
+	t.Logf("%d random inputs: %d writes, %d changes taken in, %d conflicts, %d per-field rules", runs, writes, inbound, conflicts, perField)
 }
 
 func mustJSON(t *testing.T, v any) string {
@@ -503,7 +576,7 @@ func TestPlan_AHubRefinementOfAClassificationARemoteReplacedGivesWayToTheRemotes
 // (its classification cleared) while the hub's tag change is still to be written to that link.
 // What was taken in is agreed on the link from then on — while the write is pending
 // (PendingBases) and once it succeeded (AgreedAfter) — so that when the remote analyst closes
-// it again as before, that is a remote change and comes in. Both used to keep the link's old
+// it again as before, that is a remote change and comes in; and the tag is still written. Both used to keep the link's old
 // agreed classification: the remote's second change looked like no change, and the hub's
 // "reopened" state was written over it, a lost update. (Found by the echo test once it
 // compared classifications.)
@@ -546,7 +619,10 @@ func TestPlan_AFieldTakenInFromALinkWithAWriteIsAgreedThere(t *testing.T) {
 			}
 		})
 	}
-	if tags := p.PendingBases["graph:1"].Tags; len(tags) != 0 {
-		t.Errorf("pending base tags %v, want the old agreed tags (none) until the write succeeds", tags)
+	// While the write is pending, the tag is still to write.
+	pending := p.PendingBases["graph:1"]
+	retry := Plan(Input{Hub: p.Hub, HubChangedAt: t1, Links: []Link{{ID: "graph:1", System: incident.Graph, Base: &pending, Observed: reopened, ChangedAt: t2}}})
+	if w, _ := retry.WriteFor("graph:1"); !reflect.DeepEqual(w.Fields, []Field{FieldTags}) || len(retry.Inbound) != 0 {
+		t.Errorf("retry writes %v, takes in %v; want the tags written again and nothing taken in", w.Fields, retry.Inbound)
 	}
 }
