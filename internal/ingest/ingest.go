@@ -230,8 +230,9 @@ func (ing *Ingester) merge(ctx context.Context, tx *store.Tx, src Source, id str
 			continue
 		}
 		if _, writes := plan.WriteFor(v.PlanID()); writes {
-			// Until the write succeeds, what was taken in from the link (or the hub has already)
-			// is agreed; the fields to write keep their old agreed value.
+			// Until the write succeeds, the link is agreed as it was seen (see PendingBases):
+			// what was taken in from it stays agreed, and the hub's values still to write differ
+			// from it, so they are planned again.
 			pending = true
 			var base json.RawMessage
 			if pb, ok := plan.PendingBases[v.PlanID()]; ok {
