@@ -14,8 +14,9 @@ import (
 // UpsertAlert stores a version of an alert, once per remote alert id per tenant, whichever
 // connector delivered it. A version older than the stored one changes nothing; so does the same
 // version, unless it comes in a newer report (reportedAt: the change time of the incident that
-// listed it) from another incident — an alert moved by a merge. changed reports whether
-// anything was stored.
+// listed it) from another incident — an alert moved by a merge — or the stored version is a
+// time in the future and the new one is not (the remote's clock was corrected: see
+// clockCorrected). changed reports whether anything was stored.
 func (tx *Tx) UpsertAlert(ctx context.Context, a incident.Alert, raw []byte, reportedAt time.Time) (changed bool, err error) {
 	if len(raw) == 0 {
 		raw = []byte("{}")
@@ -35,9 +36,11 @@ func (tx *Tx) UpsertAlert(ctx context.Context, a incident.Alert, raw []byte, rep
 			category = excluded.category, created_at = excluded.created_at, raw = excluded.raw
 		WHERE alerts.version < excluded.version
 			OR (alerts.version = excluded.version AND alerts.incident_id <> excluded.incident_id
-				AND alerts.reported_at < excluded.reported_at)`,
+				AND alerts.reported_at < excluded.reported_at)
+			OR (alerts.version > $15 AND excluded.version <= $15)`,
 		strings.ToLower(a.TenantID), a.RemoteID, a.IncidentID, ms(a.Version), ms(reportedAt), a.Title, string(a.Severity),
-		string(a.Status), a.ServiceSource, a.DetectionSource, a.ProductName, a.Category, ms(a.CreatedAt), string(raw))
+		string(a.Status), a.ServiceSource, a.DetectionSource, a.ProductName, a.Category, ms(a.CreatedAt), string(raw),
+		ms(tx.now.Add(futureSkew)))
 	if err != nil {
 		return false, fmt.Errorf("store alert %s: %w", a.RemoteID, err)
 	}

@@ -135,8 +135,8 @@ func (tx *Tx) UpsertLink(ctx context.Context, l *Link) (changed bool, err error)
 }
 
 // clockCorrected reports whether an observation with an earlier change time than the stored
-// one is nonetheless the newer: the stored change time was in the future when it was stored
-// (beyond the hub's clock by more than futureSkew: the remote's clock ran ahead), and the new
+// one is nonetheless the newer: the stored change time is in the future (beyond the hub's
+// clock by more than futureSkew: the remote's clock ran ahead when it stamped it), and the new
 // one is not (its clock is right again). The stored time says nothing about order then;
 // keeping the stored observation would drop every change the remote makes until its clock
 // catches up with the time it stamped (found by R13: a change after the clock was corrected,
@@ -144,7 +144,7 @@ func (tx *Tx) UpsertLink(ctx context.Context, l *Link) (changed bool, err error)
 // should one win this way, is replaced again by the next poll, which re-reads every incident
 // changed after the cursor; a time in the future never moves a cursor.
 func clockCorrected(stored, observed Link, now time.Time) bool {
-	return stored.RemoteUpdated.After(stored.ObservedAt.Add(futureSkew)) && !observed.RemoteUpdated.After(now.Add(futureSkew))
+	return stored.RemoteUpdated.After(now.Add(futureSkew)) && !observed.RemoteUpdated.After(now.Add(futureSkew))
 }
 
 // futureSkew is how far ahead of the hub's clock a remote change time may be and still be

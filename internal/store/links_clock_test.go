@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,10 +19,23 @@ import (
 // in the future, or of two times both in the future — is still refused. (Found by R13: the
 // change was dropped until the remote's clock caught up with the time it had stamped.)
 func TestUpsertLink_AChangeAfterTheRemoteClockIsCorrectedIsNotTakenForAStaleReRead(t *testing.T) {
+	eachDialect(t, testUpsertLinkAfterClockCorrected)
+}
+
+// eachDialect runs a test on SQLite, and on PostgreSQL where SOCSYNC_TEST_POSTGRES names a
+// server (CI).
+func eachDialect(t *testing.T, test func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, "sqlite:"+filepath.Join(t.TempDir(), "c.db")) })
+	if base := os.Getenv("SOCSYNC_TEST_POSTGRES"); base != "" {
+		t.Run("postgres", func(t *testing.T) { test(t, PostgresDSN(base)(t)) })
+	}
+}
+
+func testUpsertLinkAfterClockCorrected(t *testing.T, dsn string) {
 	ctx := context.Background()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "c.db"), store.Options{Now: clock})
+	st, err := store.Open(ctx, dsn, store.Options{Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,5 +95,75 @@ func TestUpsertLink_AChangeAfterTheRemoteClockIsCorrectedIsNotTakenForAStaleReRe
 	upsert("3", now.Add(10*time.Minute), "high")
 	if changed, l := upsert("3", now.Add(9*time.Minute), "low"); changed || string(l.Observed) != `{"severity":"high"}` {
 		t.Errorf("an older version (both stamped ahead) replaced a newer one: changed %v, stored %s", changed, l.Observed)
+	}
+}
+
+// TestUpsertAlert_AChangeAfterTheRemoteClockIsCorrectedIsStored: the same for an alert, whose
+// version is its remote change time: a version stamped ten minutes ahead does not block the
+// alert's next change once the clock is right; an older version of a time that was not in the
+// future, or of two times both ahead, is still refused.
+func TestUpsertAlert_AChangeAfterTheRemoteClockIsCorrectedIsStored(t *testing.T) {
+	eachDialect(t, testUpsertAlertAfterClockCorrected)
+}
+
+func testUpsertAlertAfterClockCorrected(t *testing.T, dsn string) {
+	ctx := context.Background()
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	st, err := store.Open(ctx, dsn, store.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SyncTenants(ctx, []store.Tenant{{ID: "t1", Name: "t1"}}, []store.Source{{TenantID: "t1", Kind: store.KindDefender}}); err != nil {
+		t.Fatal(err)
+	}
+	var incidentID string
+	err = st.InTx(ctx, func(tx *store.Tx) error {
+		inc := &incident.Incident{TenantID: "t1", Title: "skewed", Fields: incident.Fields{Status: incident.StatusNew, Severity: incident.SeverityMedium}}
+		_, err := tx.CreateIncident(ctx, inc, "skewed", store.Change{Summary: "test"})
+		incidentID = inc.ID
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upsert := func(id string, version time.Time, status incident.AlertStatus) (bool, incident.AlertStatus) {
+		t.Helper()
+		a := incident.Alert{TenantID: "t1", RemoteID: id, IncidentID: incidentID, Title: "a", Status: status, Version: version}
+		var changed bool
+		err := st.InTx(ctx, func(tx *store.Tx) (err error) {
+			changed, err = tx.UpsertAlert(ctx, a, nil, version)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alerts, err := st.Alerts(ctx, "t1", incidentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range alerts {
+			if got.RemoteID == id {
+				return changed, got.Status
+			}
+		}
+		t.Fatalf("alert %s not stored", id)
+		return false, ""
+	}
+	upsert("1", now.Add(10*time.Minute), incident.AlertNew)
+	now = now.Add(time.Minute)
+	if changed, status := upsert("1", now, incident.AlertResolved); !changed || status != incident.AlertResolved {
+		t.Errorf("the alert's change after the clock was corrected was dropped: changed %v, status %s", changed, status)
+	}
+	upsert("2", now.Add(-time.Minute), incident.AlertResolved)
+	if changed, status := upsert("2", now.Add(-2*time.Minute), incident.AlertNew); changed || status != incident.AlertResolved {
+		t.Errorf("an older alert version replaced a newer one: changed %v, status %s", changed, status)
+	}
+	upsert("3", now.Add(10*time.Minute), incident.AlertResolved)
+	if changed, status := upsert("3", now.Add(9*time.Minute), incident.AlertNew); changed || status != incident.AlertResolved {
+		t.Errorf("an older alert version (both stamped ahead) replaced a newer one: changed %v, status %s", changed, status)
 	}
 }
