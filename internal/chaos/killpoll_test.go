@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/socsync/socsync/internal/chaos/check"
 	"github.com/socsync/socsync/internal/emulator"
 	"github.com/socsync/socsync/internal/hub"
 	"github.com/socsync/socsync/internal/hub/hubtest"
@@ -31,17 +33,25 @@ type cursorJSON struct {
 	T time.Time `json:"t"`
 }
 
+// restartBound is how soon after its start a restarted socsync must be ready (GET /readyz
+// 200): R7's "restart fast", as a generous bound — a start takes well under a second.
+const restartBound = 10 * time.Second
+
 // TestKillDuringPolling_LosesNoChangeAndDuplicatesNothing (R7) kills socsync with SIGKILL at
-// random points while it collects, with incidents created and changed remotely all along, and
-// checks that in the end every remote incident is in the hub exactly once with its latest
-// state, that cursors never went backwards, and that the database is intact.
+// random points while it collects and forwards, with incidents created and changed remotely
+// all along, and checks that every restart was ready within restartBound, that in the end
+// every remote incident is in the hub exactly once with its latest state, that cursors never
+// went backwards, that the database is intact, and that every checker passes over the whole
+// run — collected, converged, one sink row per (incident, version) with every repeat identical
+// to its first and at most one run of repeated rows (a batch sent again) per kill.
 func TestKillDuringPolling_LosesNoChangeAndDuplicatesNothing(t *testing.T) {
-	env := hubtest.New(t, hubtest.Options{Tenants: 3, Idle: "300ms", Hot: "100ms"})
+	env := hubtest.New(t, hubtest.Options{Tenants: 3, Idle: "300ms", Hot: "100ms", Emulator: emulator.Options{MaxRequestHistory: 2_000_000}})
 	rnd := rand.New(rand.NewPCG(3, 5))
 	dsn := hub.DatabaseDSN(env.Config)
 	cursors := map[string]time.Time{}
 	var created []emulator.Created
 	var tenantsOf []string
+	var readyIn []time.Duration // how long each start took to be ready
 	n := kills(t)
 	for i := range n {
 		// Remote activity while socsync runs and between its lives.
@@ -57,6 +67,7 @@ func TestKillDuringPolling_LosesNoChangeAndDuplicatesNothing(t *testing.T) {
 		}
 		created, tenantsOf = append(created, c), append(tenantsOf, ti.TenantID)
 		p := startServe(t, env.ConfigPath())
+		readyIn = append(readyIn, p.ready(t, restartBound))
 		if len(created) > 1 { // change an older one while socsync runs
 			j := rnd.IntN(len(created))
 			id := created[j].GraphID
@@ -92,6 +103,7 @@ func TestKillDuringPolling_LosesNoChangeAndDuplicatesNothing(t *testing.T) {
 
 	// A last, undisturbed run collects everything.
 	p := startServe(t, env.ConfigPath())
+	readyIn = append(readyIn, p.ready(t, restartBound))
 	st, err := store.Open(context.Background(), dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +142,7 @@ func TestKillDuringPolling_LosesNoChangeAndDuplicatesNothing(t *testing.T) {
 		return true
 	}
 	hubtest.Eventually(t, "every remote incident is in the hub with its latest state", caughtUp)
+	hubtest.Eventually(t, "the last run settles (the outbox drained)", func() bool { return check.Settled(context.Background(), st) })
 	p.stop(t)
 	list, _ := st.ListIncidents(context.Background(), store.AllTenants(), store.ListFilter{}, store.ListPage{}, 100000)
 	if len(list) != remote {
@@ -178,6 +191,44 @@ func TestKillDuringPolling_LosesNoChangeAndDuplicatesNothing(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	t.Logf("R7: %d SIGKILLs while collecting; %d remote incidents, each in the hub once with its latest severity; %d cursors monotonic across every kill; database intact",
-		n, remote, len(cursors))
+	// Every checker over the whole run, the sink included: every repeated row identical to its
+	// first, and at most one batch sent again per kill.
+	if v := check.All(context.Background(), check.Run{Emulator: env.Emulator, Store: st}, check.Options{RepeatedRows: -1}); v != nil {
+		t.Fatal(v)
+	}
+	rows := env.Emulator.Ingested("Custom-SocsyncIncidents")
+	repeats, runs := repeatedRuns(rows)
+	if runs > n {
+		t.Errorf("%d runs of repeated sink rows after %d kills: more than one batch sent again per kill", runs, n)
+	}
+	slices.Sort(readyIn)
+	t.Logf("R7 figures: %d SIGKILLs while collecting and forwarding; %d starts each ready within %s (median %s, bound %s); %d remote incidents, each in the hub once with its latest severity; "+
+		"%d cursors monotonic across every kill; database intact; %d sink rows checked (%d repeats in %d runs, at most %d allowed); every checker passed",
+		n, len(readyIn), readyIn[len(readyIn)-1].Round(time.Millisecond), readyIn[len(readyIn)/2].Round(time.Millisecond), restartBound, remote,
+		len(cursors), len(rows), repeats, runs, n)
+}
+
+// repeatedRuns counts the sink rows that repeat an earlier (incident, version), and the runs of
+// consecutive such rows: a batch sent again after a kill is one run (or part of one).
+func repeatedRuns(rows []json.RawMessage) (repeats, runs int) {
+	seen := map[string]bool{}
+	inRun := false
+	for _, b := range rows {
+		var r struct {
+			IncidentKey string
+			Version     int64
+		}
+		json.Unmarshal(b, &r)
+		k := fmt.Sprintf("%s/%d", r.IncidentKey, r.Version)
+		switch {
+		case seen[k] && !inRun:
+			repeats, runs, inRun = repeats+1, runs+1, true
+		case seen[k]:
+			repeats++
+		default:
+			inRun = false
+		}
+		seen[k] = true
+	}
+	return repeats, runs
 }

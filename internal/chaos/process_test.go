@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,12 +44,13 @@ func socsyncBinary(t *testing.T) string {
 
 // proc is a socsync serve process.
 type proc struct {
-	cmd    *exec.Cmd
-	addr   string
-	log    *strings.Builder
-	mu     sync.Mutex
-	done   chan struct{}
-	killed time.Time // when kill was called
+	cmd     *exec.Cmd
+	addr    string
+	log     *strings.Builder
+	mu      sync.Mutex
+	done    chan struct{}
+	started time.Time // when the process was started
+	killed  time.Time // when kill was called
 }
 
 var servingRE = regexp.MustCompile(`url=http://([0-9.:]+)`)
@@ -62,7 +64,7 @@ func startServe(t *testing.T, cfg string, env ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, log: &strings.Builder{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, log: &strings.Builder{}, done: make(chan struct{}), started: time.Now()}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +96,27 @@ func startServe(t *testing.T, cfg string, env ...string) *proc {
 		t.Fatalf("socsync did not start:\n%s", p.Log())
 	}
 	return p
+}
+
+// ready waits until the process answers GET /readyz with 200 (its database reachable and
+// migrated) and returns how long after its start that was; it fails the test if that takes
+// longer than within.
+func (p *proc) ready(t *testing.T, within time.Duration) time.Duration {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get("http://" + p.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(p.started)
+			}
+		}
+		if d := time.Since(p.started); d > within {
+			t.Fatalf("socsync was not ready %s after its start (bound %s): %v\n%s", d.Round(time.Millisecond), within, err, p.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Log is what the process wrote to stderr.
