@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -110,6 +111,12 @@ type result struct {
 // then skip the one behind it — and the cursor would move past it. Re-reading from the newest
 // time cannot skip anything; the boundary's incidents are re-read and change nothing. Only when
 // a whole page shares one change time does it follow the next link.
+//
+// Incidents re-read at the boundary (the overlap window, or the first change time of the next
+// query) whose version the seen set holds are skipped at once: they cost no detail read and no
+// store write, make no new version and enqueue nothing. A full re-read skips nothing (it is
+// there to repair what a version does not show), and a page of nothing new stores nothing —
+// not even the cursor, unless it moved.
 func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progressed func()) (result, error) {
 	var res result
 	cur, err := decodeCursor(l.Cursor)
@@ -121,6 +128,11 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progresse
 	if resync {
 		since = time.Unix(0, 0).UTC()
 	}
+	seen := seenSet(maps.Clone(cur.Seen))
+	if seen == nil {
+		seen = seenSet{}
+	}
+	committed := l.Cursor // the cursor as stored
 	next, newest := "", cur.Time
 	var throttled error // a detail read the budget refused: reported once the pages are stored
 	for page := 0; ; page++ {
@@ -136,8 +148,12 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progresse
 		for _, b := range p.Bad {
 			s.log.Warn("unreadable incident skipped", "tenant", l.TenantID, "source", l.ID, "incident", b.ID, "err", b.Err)
 		}
+		fresh := p.Items
+		if !resync {
+			fresh = seen.unseen(p.Items)
+		}
 		if d, ok := t.Fetcher.(DetailFetcher); ok {
-			n, err := s.fetchDetails(ctx, l, t, progressing{d, progressed}, p.Items)
+			n, err := s.fetchDetails(ctx, l, t, progressing{d, progressed}, fresh)
 			res.calls += n
 			switch {
 			case errors.As(err, new(*throttle.Throttled)):
@@ -159,13 +175,20 @@ func (s *Scheduler) poll(ctx context.Context, l store.Lease, t Target, progresse
 		if resync && last {
 			c.Resynced = s.now()
 		}
-		ids, err := s.store1Page(ctx, l, t, p.Items, advance, c, progressed)
-		if err != nil {
-			return res, err
+		seen.add(fresh)
+		c.Seen = seen.forCursor(c.since(s.cfg.Overlap))
+		var ids []string
+		if enc := c.encode(); len(fresh) > 0 || (advance && enc != committed) {
+			if ids, err = s.store1Page(ctx, l, t, fresh, advance, c, progressed); err != nil {
+				return res, err
+			}
+			if advance {
+				committed = enc
+			}
 		}
 		if s.Observed != nil {
 			at := s.now()
-			for _, o := range p.Items {
+			for _, o := range fresh {
 				s.Observed(l.TenantID, o, at)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +41,8 @@ type env struct {
 	creds map[string]azcore.TokenCredential
 	// transport sends the pollers' requests (default: the emulator's HTTPS client).
 	transport policy.Transporter
+	// changed, when set, is the schedulers' Changed (the reconciler's queue).
+	changed func(tenantID string, incidentIDs []string)
 }
 
 func newEnv(t *testing.T, tenants int) *env {
@@ -123,6 +126,7 @@ func (v *env) schedulerWith(t *testing.T, cfg poll.Config) *poll.Scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Changed = v.changed
 	return s
 }
 
@@ -502,5 +506,91 @@ func TestPoll_ThrottledBeyondTheMaxBlockIsRescheduledAtItsNotBeforeTimeWithoutAn
 	}
 	if got := len(v.incidents(t, 0)); got != 0 {
 		t.Errorf("%d incidents stored from a throttled poll", got)
+	}
+}
+
+// The seen set of the boundary: incidents every poll re-reads in its overlap window (one
+// minute here) that did not change are skipped — no store write (the link's observed_at stays),
+// no new hub version, nothing enqueued for the reconciler — on Graph and on Sentinel (read in
+// pages of 3 with a fresh query from the newest change time, which re-reads each page's last
+// incident); one that changed within the window is stored as before.
+func TestPoll_UnchangedIncidentsReReadAtTheBoundaryAreSkippedWithoutAWrite(t *testing.T) {
+	v := newEnv(t, 3)
+	var mu sync.Mutex
+	var enqueued []string
+	v.changed = func(_ string, ids []string) {
+		mu.Lock()
+		enqueued = append(enqueued, ids...)
+		mu.Unlock()
+	}
+	ws2 := v.info.Tenants[2].Sentinel[1].Workspace
+	g := v.create(t, 0, emulator.NewIncident{Title: "graph", Where: "defender", Alerts: []emulator.NewAlert{{Title: "a"}}})
+	for i := range 5 {
+		v.create(t, 2, emulator.NewIncident{Title: fmt.Sprintf("sentinel-%d", i), Where: "sentinel", Workspace: ws2})
+	}
+	v.pollAll(t, 1)
+
+	type state struct {
+		observedAt time.Time
+		version    int64
+	}
+	snapshot := func() map[string]state {
+		out := map[string]state{}
+		for _, tenant := range []int{0, 2} {
+			for _, si := range v.incidents(t, tenant) {
+				links, _ := v.store.Links(context.Background(), si.TenantID, si.ID)
+				out[si.Title] = state{links[0].ObservedAt, si.Version}
+			}
+		}
+		return out
+	}
+	before := snapshot()
+	if len(before) != 6 {
+		t.Fatalf("%d incidents collected, want 6", len(before))
+	}
+	mu.Lock()
+	enqueued = nil
+	mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // a write now would move observed_at
+	v.pollAll(t, 2)
+	for title, st := range snapshot() {
+		if st != before[title] {
+			t.Errorf("%s: observed at %s, version %d after re-reads of the unchanged incident; want %s, %d (no write)",
+				title, st.observedAt.Format(time.RFC3339Nano), st.version, before[title].observedAt.Format(time.RFC3339Nano), before[title].version)
+		}
+	}
+	mu.Lock()
+	if len(enqueued) != 0 {
+		t.Errorf("re-reads of unchanged incidents enqueued %v", enqueued)
+	}
+	enqueued = nil
+	mu.Unlock()
+	w := v.info.Tenants[2].Sentinel[1]
+	for _, id := range []string{store.SourceID(v.info.Tenants[0].TenantID, store.KindDefender, ""),
+		store.SourceID(v.info.Tenants[2].TenantID, store.KindSentinel, w.SubscriptionID+"/"+w.ResourceGroup+"/"+w.Workspace)} {
+		src, err := v.store.Source(context.Background(), strings.Split(id, "/")[0], id)
+		var c struct {
+			Seen map[string]string `json:"s"`
+		}
+		if err != nil || json.Unmarshal([]byte(src.Cursor), &c) != nil || len(c.Seen) == 0 {
+			t.Errorf("source %s: cursor %q (%v) has no seen set", id, src.Cursor, err)
+		}
+	}
+
+	// A change within the window is not skipped.
+	if err := v.e.PatchIncident(v.info.Tenants[0].TenantID, g.GraphID, []byte(`{"severity":"high"}`)); err != nil {
+		t.Fatal(err)
+	}
+	v.pollAll(t, 1)
+	after := snapshot()["graph"]
+	for _, si := range v.incidents(t, 0) {
+		if si.Severity != incident.SeverityHigh || after.version <= before["graph"].version || !after.observedAt.After(before["graph"].observedAt) {
+			t.Errorf("changed incident: severity %s, version %d, observed at %s; want high, a new version, a new read", si.Severity, after.version, after.observedAt)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(enqueued) != 1 {
+		t.Errorf("the change enqueued %v, want its incident", enqueued)
 	}
 }
