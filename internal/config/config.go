@@ -85,7 +85,8 @@ type Polling struct {
 	Lease   Duration `yaml:"lease"`   // how long a replica holds a source it polls
 	Workers int      `yaml:"workers"` // polls in flight at once per replica
 	Timeout Duration `yaml:"timeout"` // a poll that reads or stores nothing for this long is cut off
-	// Resync is how often a source is re-read in full, to repair silent drift (0: never).
+	// Resync is how often a source is re-read in full, to repair silent drift (default 24h; 0,
+	// like any unset duration, means the default).
 	Resync Duration `yaml:"resync"`
 }
 
