@@ -41,8 +41,10 @@ type Ingester struct {
 type Result struct {
 	IncidentID string
 	Created    bool // a new hub incident
-	Changed    bool // the hub incident got a new version
-	Pending    bool // the plan has writes to make (for the reconciler)
+	// Changed: the hub incident got a new version, or its alerts changed (no new version, but
+	// the reconciler must look again: the alert rules act on the alerts' statuses).
+	Changed bool
+	Pending bool // the plan has writes to make (for the reconciler)
 }
 
 // CorrKey returns the correlation key that makes two observations the same hub incident: a
@@ -120,7 +122,7 @@ func (ing *Ingester) Observe(ctx context.Context, tx *store.Tx, src Source, obs 
 		return res, nil // an overlapping re-read: nothing new
 	}
 	changed, pending, err := ing.merge(ctx, tx, src, res.IncidentID, commentsAdded)
-	res.Changed, res.Pending = changed || res.Created, pending
+	res.Changed, res.Pending = changed || res.Created || alertsChanged, pending
 	if err != nil || obs.System != incident.Graph {
 		return res, err
 	}

@@ -66,3 +66,42 @@ func TestObserve_SubMillisecondActivityTimesDoNotMakeVersions(t *testing.T) {
 		t.Errorf("version %d, want 1", si.Version)
 	}
 }
+
+// TestObserve_AlertStatusChangesAreReportedForTheReconcilerWithoutAVersion: a Defender incident
+// polled again with the same fields but its alerts resolved makes no new version, yet reports
+// a change, so that the poller queues it for the reconciler and the alert rules act on the new
+// statuses. (Found by the alert rules' configuration test: on a Defender incident the rules
+// acted only at the incident's next unrelated change.)
+func TestObserve_AlertStatusChangesAreReportedForTheReconcilerWithoutAVersion(t *testing.T) {
+	st, src := newStore(t)
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	alerts := func(s incident.AlertStatus, v time.Time) []incident.ObservedAlert {
+		var out []incident.ObservedAlert
+		for _, id := range []string{"da1", "da2"} {
+			out = append(out, incident.ObservedAlert{Alert: incident.Alert{RemoteID: id, Title: id, Status: s,
+				ServiceSource: "microsoftDefenderForEndpoint", CreatedAt: at, Version: v}})
+		}
+		return out
+	}
+	obs := incident.Observation{System: incident.Graph, ExternalID: "8", Title: "x", UpdatedAt: at, CreatedAt: at,
+		Fields: incident.Fields{Status: incident.StatusNew, Severity: incident.SeverityLow}, Alerts: alerts(incident.AlertNew, at), AlertCount: 2}
+	first := observe(t, st, src, obs)
+	obs.UpdatedAt = at.Add(time.Minute)
+	if r := observe(t, st, src, obs); r.Changed {
+		t.Error("an observation with the same fields and alerts reported a change")
+	}
+	obs.UpdatedAt, obs.Alerts = at.Add(2*time.Minute), alerts(incident.AlertResolved, at.Add(2*time.Minute))
+	if r := observe(t, st, src, obs); !r.Changed {
+		t.Error("an observation whose alerts were resolved reported no change: the alert rules would not look")
+	}
+	si, _ := st.Incident(context.Background(), tenant, first.IncidentID)
+	if si.Version != 1 {
+		t.Errorf("version %d, want 1 (the incident's fields did not change)", si.Version)
+	}
+	stored, _ := st.Alerts(context.Background(), tenant, first.IncidentID)
+	for _, a := range stored {
+		if a.Status != incident.AlertResolved {
+			t.Errorf("alert %s stored %s, want resolved", a.RemoteID, a.Status)
+		}
+	}
+}

@@ -44,6 +44,7 @@ type hubIncident struct {
 		Field  string `json:"field"`
 		Actor  string `json:"actor"`
 		Result string `json:"result"`
+		Detail string `json:"detail"`
 	} `json:"history"`
 }
 
