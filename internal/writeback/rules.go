@@ -68,6 +68,12 @@ func (e *Engine) applyAlertRules(ctx context.Context, si store.StoredIncident) (
 			if err := tx.UpdateIncident(ctx, &next, store.Change{Summary: "rule " + rule, Actor: "socsync", HubEdit: true}); err != nil {
 				return err
 			}
+			// Like an analyst's edit, the rule's change is pending until it is written: shown
+			// so, and swept again should this process stop before writing it (the rule itself
+			// will not fire again for these alert statuses).
+			if err := tx.SetSyncState(ctx, si.TenantID, si.ID, "pending", tx.Now()); err != nil {
+				return err
+			}
 		}
 		return tx.Audit(ctx, entry)
 	})

@@ -1,9 +1,16 @@
 package writeback
 
 import (
+	"context"
+	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/socsync/socsync/internal/incident"
+	"github.com/socsync/socsync/internal/ingest"
+	"github.com/socsync/socsync/internal/reconcile"
+	"github.com/socsync/socsync/internal/store"
 )
 
 func TestDecideAlertRule(t *testing.T) {
@@ -58,5 +65,65 @@ func TestFingerprintRoundTrips(t *testing.T) {
 	got := parseFingerprint(fingerprint(al))
 	if len(got) != 2 || got["x"] != incident.AlertResolved || got["w"] != "SomethingNew" {
 		t.Errorf("parseFingerprint(fingerprint) = %v", got)
+	}
+}
+
+// TestAlertRule_ChangeIsPendingUntilWritten: a rule that closes an incident leaves it pending,
+// as an analyst's edit does, so that it is shown as not yet written and swept again if the
+// process stops before the write. (Found by the alert rules' configuration test: the incident
+// showed resolved and in sync while Defender still had it active; had the process stopped
+// there, the close was never written, since the rule does not fire twice for the same alert
+// statuses.)
+func TestAlertRule_ChangeIsPendingUntilWritten(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const tenant = "aaaaaaaa-0000-0000-0000-000000000001"
+	if err := st.SyncTenants(ctx, []store.Tenant{{ID: tenant, Name: "A"}}, []store.Source{{TenantID: tenant, Kind: store.KindDefender}}); err != nil {
+		t.Fatal(err)
+	}
+	src := ingest.Source{ID: store.SourceID(tenant, store.KindDefender, ""), TenantID: tenant, Kind: store.KindDefender, DefenderPolled: true}
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	obs := incident.Observation{System: incident.Graph, ExternalID: "9", Title: "dfc", UpdatedAt: at, CreatedAt: at, AlertCount: 2,
+		Fields: incident.Fields{Status: incident.StatusNew, Severity: incident.SeverityLow}}
+	for _, id := range []string{"a1", "a2"} {
+		obs.Alerts = append(obs.Alerts, incident.ObservedAlert{Alert: incident.Alert{RemoteID: id, Title: id, Status: incident.AlertResolved,
+			ServiceSource: "microsoftDefenderForCloud", CreatedAt: at, Version: at}})
+	}
+	var res ingest.Result
+	if err := st.InTx(ctx, func(tx *store.Tx) error {
+		res, err = (&ingest.Ingester{Policy: reconcile.DefaultPolicy()}).Observe(ctx, tx, src, obs)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	si, err := st.Incident(ctx, tenant, res.IncidentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si.SyncState != "in_sync" {
+		t.Fatalf("the collected incident is %s, want in_sync before the rule", si.SyncState)
+	}
+	e := &Engine{cfg: Config{AlertRules: []string{"microsoftDefenderForCloud"}}, store: st}
+	changed, err := e.applyAlertRules(ctx, si)
+	if err != nil || !changed {
+		t.Fatalf("the rule did not close the incident: changed %v, %v", changed, err)
+	}
+	si, _ = st.Incident(ctx, tenant, res.IncidentID)
+	if si.Status != incident.StatusResolved || si.SyncState != "pending" {
+		t.Errorf("after the rule: %s, %s; want resolved and pending until written", si.Status, si.SyncState)
+	}
+	due, err := st.DueSyncs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(due, store.IncidentKey{TenantID: tenant, ID: si.ID}) {
+		t.Errorf("the rule's change is not in the reconcile backlog %v", due)
 	}
 }
