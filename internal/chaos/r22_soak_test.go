@@ -32,19 +32,26 @@ import (
 // runs for the soak while fault phases rotate (each cycle a seeded shuffle of): a Graph 429 storm
 // with Retry-After on some tenants (R1); 5xx bursts on ARM and Graph, writes applied but their
 // answers cut off, failed sink uploads (R3); slow answers and hung reads ended by socsync's
-// deadlines (R4); list pages and sink uploads cut off or reset (R5); and calm. Polls re-read
-// their overlap all along (R11's duplicate deliveries). After the first third the faults stop,
-// the run settles, every checker runs, and the baseline of goroutines and heap is taken; at the
-// end the same again. Every invariant holds at both points (I1–I3 and I5–I9 by check.All and
-// the cursor sampler, I4 by
-// no write after the run settled, I7's limits by no limit 429), the final state is equal (every
-// remote incident in one hub incident and no other hub incident, hub and remotes agree on every
-// synced field, every comment on each side once), and the number of goroutines and the heap
-// stay flat from the baseline to the end.
+// deadlines (R4); list pages and sink uploads cut off or reset (R5); the remote's clock days
+// ahead (soakLead), so that every token socsync holds expires (the calls answer 401) and the
+// remote's change times lie in the future, with half the token requests answered 429 (R6's
+// expiry and throttled token endpoint; R13's future timestamps: flagged, never cursors; the
+// clock is put right at the phase's end, and changes made then must not be taken for stale
+// re-reads); and calm. Polls re-read their overlap all along (R11's duplicate deliveries).
+// After the first third the faults stop, the run settles, every checker runs, and the baseline
+// of goroutines and heap is taken; at the end the same again. Every invariant holds at both
+// points (I1–I3 and I5–I9 by check.All and the cursor sampler, I4 by no write after the run
+// settled, I7's limits by no limit 429), the final state is equal (every remote incident in one
+// hub incident and no other hub incident, hub and remotes agree on every synced field, every
+// comment on each side once), and the number of goroutines and the heap stay flat from the
+// baseline to the end.
 //
-// Not in the mix: R6–R10 (token revocation, kill -9, database faults, paused replicas: other
-// processes and their own tests) and R12–R13's clock moved back or ahead, which would move the
-// emulator's own request timeline too (the Retry-After and cursor checkers read it).
+// Not in the mix: R6's revoked consent, R7–R10 (kill -9, database faults, paused replicas:
+// other processes and their own tests), R12's late changes (a clock moved back seconds, which
+// cannot be told apart on the emulator's request timeline) and R13's non-UTC timestamps (its
+// golden payload tests). The clock phases move the emulator's request timeline too: the request
+// checkers read it put back (soakDeskew), and the emulator's rate-limit buckets, last filled
+// days ahead, are refilled when the clock is put right.
 //
 // The soak lasts 45 s (20 min with SOCSYNC_CHAOS_LONG=1); SOCSYNC_SOAK=<duration> (e.g. 30m)
 // sets it, SOCSYNC_SOAK_SEED=<n> replays the choices of a logged seed (the hub's own timing
@@ -78,9 +85,13 @@ func TestR22_SoakWithRandomFaults_InvariantsHoldStateEqualMemoryAndGoroutinesFla
 	rnd := rand.New(rand.NewPCG(seed, seed^0x5eed_22))
 	began := time.Now()
 
+	if soak > soakClockAhead/4 {
+		t.Fatalf("a soak of %s: at most %s (the clock phases' records are told apart by their half days of lead)", soak, soakClockAhead/4)
+	}
 	logs := &soakLog{}
 	ho := hub.Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	f := startRun(t, hubtest.Options{Tenants: 6, Seed: int64(seed%1_000_000_007) + 1}, func(env *hubtest.Env) {
+	clock := newSkewClock()
+	f := startRun(t, hubtest.Options{Tenants: 6, Seed: int64(seed%1_000_000_007) + 1, Emulator: emulator.Options{Now: clock.Now}}, func(env *hubtest.Env) {
 		env.Config.Polling.Timeout = config.Duration(5 * time.Second) // hung reads end in seconds (R4)
 		for _, ti := range env.Info.Tenants {
 			logs.secrets = append(logs.secrets, ti.ClientSecret)
@@ -96,20 +107,22 @@ func TestR22_SoakWithRandomFaults_InvariantsHoldStateEqualMemoryAndGoroutinesFla
 	warm := (phases + 2) / 3
 	load := &soakLoad{f: f, rnd: rnd}
 	var (
+		clockPhases  int // clock-ahead phases so far
 		order        []soakPhase
 		ran          []string
 		trend        []string
 		base         soakSample
 		ingestionCut bool // a sink upload stored but its answer cut off: a repeated row is honest
 	)
+	deskew := func(recs []emulator.RequestRecord) []emulator.RequestRecord { return soakDeskew(recs, began) }
 	opts := func() check.Options {
 		if !ingestionCut {
 			ingestionCut = count(f.requests(), func(r emulator.RequestRecord) bool { return r.API == "ingestion" && r.Fault == "truncate" }) > 0
 		}
 		if ingestionCut {
-			return check.Options{RepeatedRows: -1} // still: every repeat identical to the first
+			return check.Options{RepeatedRows: -1, Records: deskew} // still: every repeat identical to the first
 		}
-		return check.Options{}
+		return check.Options{Records: deskew}
 	}
 	for p := range phases {
 		if len(order) == 0 {
@@ -119,24 +132,42 @@ func TestR22_SoakWithRandomFaults_InvariantsHoldStateEqualMemoryAndGoroutinesFla
 		ph := order[0]
 		order = order[1:]
 		mark := len(f.requests())
+		flagged, _ := f.store().CountFlagged(context.Background(), "future-timestamp")
 		f.faults(ph.rules(f, rnd)...)
+		if ph.clockAhead {
+			clockPhases++
+		}
 		ran = append(ran, ph.name)
 		trend = append(trend, strconv.Itoa(runtime.NumGoroutine()))
 		// The phase lasts phaseLen, and longer (up to three times) until it has injected each of
 		// its faults at least once: every soak tests every fault it names.
 		for start := time.Now(); ; {
+			if ph.clockAhead {
+				clock.Set(soakLead(clockPhases, time.Since(start) >= phaseLen/2))
+			}
 			load.step()
 			time.Sleep(time.Duration(100+rnd.IntN(300)) * time.Millisecond)
 			if time.Since(start) < phaseLen {
 				continue
 			}
 			missing := soakMissing(f.requests()[mark:], ph.want)
+			if ph.evidence != nil {
+				missing = append(missing, ph.evidence(f, f.requests()[mark:], flagged)...)
+			}
 			if len(missing) == 0 {
 				break
 			}
 			if time.Since(start) > 3*phaseLen {
 				t.Errorf("phase %d (%s) injected no %s in %s", p, ph.name, strings.Join(missing, ", "), time.Since(start).Round(time.Second))
 				break
+			}
+		}
+		if ph.clockAhead {
+			// The remote's clock is right again; its rate-limit buckets, last filled days
+			// ahead, would not refill for days: refill them.
+			clock.Set(0)
+			if err := f.env.Emulator.SetLimits(f.env.Emulator.Limits()); err != nil {
+				t.Fatal(err)
 			}
 		}
 		if p == warm-1 {
@@ -154,7 +185,7 @@ func TestR22_SoakWithRandomFaults_InvariantsHoldStateEqualMemoryAndGoroutinesFla
 	o := opts()
 	f.checkAll(o)
 	f.polled(2) // two more polls of everything: an echo of the last writes would write now
-	recs := f.requests()
+	recs := deskew(f.requests())
 	if v := check.NoEcho(recs, 1<<30, quiet); v != nil {
 		t.Error(v)
 	}
@@ -183,6 +214,12 @@ func TestR22_SoakWithRandomFaults_InvariantsHoldStateEqualMemoryAndGoroutinesFla
 			t.Errorf("no %s fault was injected: the soak did not test it", want)
 		}
 	}
+	expired := count(recs, func(r emulator.RequestRecord) bool { return r.Status == 401 })
+	token429 := count(recs, func(r emulator.RequestRecord) bool { return r.API == "token" && r.Fault == "429" })
+	futureLinks, _ := f.store().CountFlagged(context.Background(), "future-timestamp")
+	if expired == 0 || token429 == 0 || futureLinks == 0 {
+		t.Errorf("%d calls with an expired token, %d token 429s, %d incidents stamped in the future: the soak did not test R6 and R13", expired, token429, futureLinks)
+	}
 	end := soakMeasure(f.env.Emulator)
 	// Goroutines: polls, write-backs, uploads and connections in flight come and go (the samples
 	// are the fewest of several); a leak of one per request, poll or connection grows by hundreds.
@@ -200,27 +237,61 @@ func TestR22_SoakWithRandomFaults_InvariantsHoldStateEqualMemoryAndGoroutinesFla
 			mb(base.heap), mb(end.heap), mb(limit), mb(3*uint64(kept)), mb(uint64(kept)))
 	}
 	rows, repeated := soakSinkRows(f.env.Emulator)
-	t.Logf("R22: seed %d, %s of soak in %d phases of %s (%s), %s in all; faults injected: %d 429, %d 5xx, %d truncated, %d reset, %d hung, %d client gone, in %d requests; "+
+	t.Logf("R22 figures: seed %d, %s of soak in %d phases of %s (%s), %s in all; faults injected: %d 429 (%d of them on the token endpoint), %d 5xx, %d truncated, %d reset, %d hung, %d client gone, "+
+		"%d calls with a token expired by the clock days ahead, %d incidents stamped in the future, in %d requests; "+
 		"process stalls: %s; "+
 		"%d remote incidents (%d Sentinel-only), %d remote edits (%d with a comment), %d hub edits, %d hub comments; %d sink rows checked (%d repeats, allowed: %v); "+
 		"goroutines %d → %d (at each phase start: %s), heap in use %.1f → %.1f MB (emulator records %.1f → %.1f MB; %+d bytes per request since the baseline); hub log %.1f MB, %s",
 		seed, soak, phases, phaseLen, strings.Join(ran, ", "), time.Since(began).Round(time.Second),
-		faults["429"], faults["5xx"], faults["truncate"], faults["reset"], faults["hang"], faults["client-gone"], len(recs), f.stalls.summary(),
+		faults["429"], token429, faults["5xx"], faults["truncate"], faults["reset"], faults["hang"], faults["client-gone"], expired, futureLinks, len(recs), f.stalls.summary(),
 		len(load.incs), load.sentinelOnly, load.remoteEdits, load.remoteComments, load.hubEdits, load.hubComments, rows, repeated, o.RepeatedRows != 0,
 		base.goroutines, end.goroutines, strings.Join(trend, " "), mb(base.heap), mb(end.heap), mb(uint64(base.retained)), mb(uint64(end.retained)),
 		(int64(end.heap)-int64(base.heap))/int64(max(1, end.requests-base.requests)), mb(uint64(logs.size())), cmp.Or(logs.leak(), "no token or secret"))
 }
 
-// soakPhase is one fault phase of the soak: its fault rules, drawn afresh each time, and the
-// faults (emulator.RequestRecord.Fault) it must have injected before it ends.
+// soakPhase is one fault phase of the soak: its fault rules, drawn afresh each time, the
+// faults (emulator.RequestRecord.Fault) it must have injected before it ends, whether the
+// remote's clock runs ahead during it (soakLead), and what else it must have shown (evidence:
+// what is missing, given the phase's requests and the links flagged future-timestamp when it
+// began).
 type soakPhase struct {
-	name  string
-	want  []string
-	rules func(f *faultRun, rnd *rand.Rand) []emulator.FaultRule
+	name       string
+	want       []string
+	rules      func(f *faultRun, rnd *rand.Rand) []emulator.FaultRule
+	clockAhead bool
+	evidence   func(f *faultRun, recs []emulator.RequestRecord, flaggedBefore int) []string
+}
+
+// soakClockAhead is the step of the remote clock's lead in the soak's clock phases: the k-th
+// such phase runs k days ahead, and half a day more from its middle on — far past the 60–90
+// minutes a token lives, so that the tokens socsync got in the phase's first half (or in an
+// earlier phase) expire. The leads are whole half days, and a soak lasts less than half a day,
+// so soakDeskew tells each record's lead by its time alone.
+const soakClockAhead = 24 * time.Hour
+
+// soakLead is the remote clock's lead in the k-th clock phase, in its second half or not.
+func soakLead(k int, secondHalf bool) time.Duration {
+	lead := time.Duration(k) * soakClockAhead
+	if secondHalf {
+		lead += soakClockAhead / 2
+	}
+	return lead
+}
+
+// soakDeskew returns the request records with the clock phases' leads taken off: a record
+// stamped d after the soak began was stamped by a clock ⌊d / half a day⌋ half days ahead.
+func soakDeskew(recs []emulator.RequestRecord, began time.Time) []emulator.RequestRecord {
+	out := slices.Clone(recs)
+	for i := range out {
+		if m := out[i].Time.Sub(began) / (soakClockAhead / 2); m > 0 {
+			out[i].Time = out[i].Time.Add(-m * (soakClockAhead / 2))
+		}
+	}
+	return out
 }
 
 var soakPhases = []soakPhase{
-	{"calm", nil, func(*faultRun, *rand.Rand) []emulator.FaultRule { return nil }},
+	{"calm", nil, func(*faultRun, *rand.Rand) []emulator.FaultRule { return nil }, false, nil},
 	{"graph-429-storm", []string{"429"}, func(f *faultRun, rnd *rand.Rand) []emulator.FaultRule {
 		// Half the tenants or more (random ones), 30–50 % of their Graph calls, Retry-After 1–3 s
 		// (1–20 s with SOCSYNC_CHAOS_LONG=1) (R1).
@@ -229,7 +300,7 @@ var soakPhases = []soakPhase{
 			rules = append(rules, emulator.FaultRule{API: "graph", Tenant: f.tenant(i).TenantID, Rate429: 0.3 + 0.2*rnd.Float64(), RetryAfter: pick([]int{1, 3}, []int{1, 20})})
 		}
 		return rules
-	}},
+	}, false, nil},
 	{"5xx-bursts", []string{"5xx", "truncate"}, func(f *faultRun, rnd *rand.Rand) []emulator.FaultRule {
 		// 10–50 % 5xx on ARM (half that on Graph), 10–15 % of the writes applied but their answers
 		// cut off, 20 % of the sink uploads failed (R3).
@@ -242,7 +313,7 @@ var soakPhases = []soakPhase{
 			{API: "graph", Rate5xx: rate / 2},
 			{API: "ingestion", Rate5xx: 0.2},
 		}
-	}},
+	}, false, nil},
 	{"slow-and-hung", []string{"hang"}, func(f *faultRun, rnd *rand.Rand) []emulator.FaultRule {
 		// Every answer 50–400 ms late (100–2000 ms with SOCSYNC_CHAOS_LONG=1); one tenant's Graph reads
 		// hang a third of the time, and 5 % of the others' reads, until socsync's deadline ends
@@ -254,7 +325,7 @@ var soakPhases = []soakPhase{
 			{API: "arm", Method: "GET", LatencyMs: lat, RateHang: 0.05},
 			{LatencyMs: lat},
 		}
-	}},
+	}, false, nil},
 	{"cut-pages", []string{"truncate", "reset"}, func(f *faultRun, rnd *rand.Rand) []emulator.FaultRule {
 		// 40 % of the list pages and 20 % of the sink uploads cut off halfway or reset (R5).
 		return []emulator.FaultRule{
@@ -262,6 +333,24 @@ var soakPhases = []soakPhase{
 			{API: "arm", Method: "GET", RateTruncate: 0.2, RateReset: 0.2},
 			{API: "ingestion", RateTruncate: 0.1, RateReset: 0.1},
 		}
+	}, false, nil},
+	{"clock-ahead-tokens-expire", []string{"429"}, func(f *faultRun, rnd *rand.Rand) []emulator.FaultRule {
+		// The remote's clock days ahead (soakLead): every token expires, the calls answer 401,
+		// and half of the token requests of every tenant (and of the sink's app) get 429 with
+		// Retry-After 1–2 s (R6); every change made meanwhile is stamped in the future (R13).
+		return []emulator.FaultRule{{API: "token", Rate429: 0.5, RetryAfter: []int{1, 2}}}
+	}, true, func(f *faultRun, recs []emulator.RequestRecord, flaggedBefore int) []string {
+		var missing []string
+		if count(recs, func(r emulator.RequestRecord) bool { return r.Status == 401 }) == 0 {
+			missing = append(missing, "call with an expired token (401)")
+		}
+		if count(recs, func(r emulator.RequestRecord) bool { return r.API == "token" && r.Status == 200 }) == 0 {
+			missing = append(missing, "new token")
+		}
+		if n, _ := f.store().CountFlagged(context.Background(), "future-timestamp"); n <= flaggedBefore {
+			missing = append(missing, "incident stamped in the future")
+		}
+		return missing
 	}},
 }
 
