@@ -234,6 +234,9 @@ func TestConflicts_FlagsADecisionAgainstItsRuleOrTheSameConflictDecidedTwoWays(t
 		c("graph:1", "owner", "a", "b", "graph:1", "remote_wins"),
 		c("graph:1", "status", "active", "resolved", "hub", "latest_wins"),
 		c("graph:1", "status", "active", "resolved", "graph:1", "latest_wins"), // latest wins: the times decide
+		// A refinement follows whoever won its classification's conflict, either way round.
+		c("graph:1", "determination", "malware", "other", "hub", "follows_classification"),
+		c("graph:1", "determination", "malware", "other", "graph:1", "follows_classification"),
 	}
 	if v := Conflicts(ctx, mustRun(conflictStore(t, good...))); v != nil {
 		t.Fatalf("flagged conflicts decided by their rules: %v", v)

@@ -383,10 +383,11 @@ func sameDetermination(a, b incident.Determination) bool {
 }
 
 // Conflicts checks I5 over the hub's audit: every conflict was decided by its field's policy —
-// hub_wins always for the hub, remote_wins always for a remote, latest_wins for either — and the same conflict (link, field, both values, rule) was never decided two ways
-// except under latest_wins, where the change times decide. The planner's determinism itself
-// (same inputs, same plan) is tested by reconcile's TestPlan_DeterministicOverRandomRuns and
-// FuzzPlan.
+// hub_wins always for the hub, remote_wins always for a remote, latest_wins for either — and
+// the same conflict (link, field, both values, rule) was never decided two ways except under
+// latest_wins, where the change times decide (and follows_classification, which follows such a
+// decision). The planner's determinism itself (same inputs, same plan) is tested by
+// reconcile's TestPlan_DeterministicOverRandomRuns and FuzzPlan.
 func Conflicts(ctx context.Context, r Run) *Violation {
 	snap, err := takeSnapshot(ctx, r.Store)
 	if err != nil {
@@ -414,7 +415,10 @@ func Conflicts(ctx context.Context, r Run) *Violation {
 				bad = "no winner"
 			}
 			k := strings.Join([]string{e.Link, e.Field, e.Before, e.After, e.Detail}, "\x00")
-			if prev, ok := decided[k]; ok && prev != winner && rule != reconcile.LatestWins {
+			// Under latest_wins the change times decide; a refinement that followed its
+			// classification was decided by that conflict, which is checked itself.
+			byTimes := rule == reconcile.LatestWins || rule == reconcile.FollowsClassification
+			if prev, ok := decided[k]; ok && prev != winner && !byTimes {
 				bad = fmt.Sprintf("the same conflict was won by %s before and by %s now", prev, winner)
 			}
 			decided[k] = winner
