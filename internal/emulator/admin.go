@@ -355,9 +355,17 @@ func (t *tenant) analyst(actor string) (*user, error) {
 // description, owner, classification, classificationReason, classificationComment, labels,
 // comment). "actor" picks the analyst (a UPN or object id of the tenant's directory).
 func (e *Emulator) PatchIncident(tenantKey, id string, body []byte) error {
+	return e.analystEdit(tenantKey, id, body, false)
+}
+
+// analystEdit is PatchIncident, or DriftIncident when silent.
+func (e *Emulator) analystEdit(tenantKey, id string, body []byte, silent bool) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 		return badf("the body must be a JSON object")
+	}
+	if _, ok := raw["comment"]; ok && silent {
+		return badf("a silent change carries no comment (a comment has a time of its own)")
 	}
 	var actor, view string
 	for k, dst := range map[string]*string{"actor": &actor, "view": &view} {
@@ -388,17 +396,29 @@ func (e *Emulator) PatchIncident(tenantKey, id string, body []byte) error {
 	if view == "sentinel" && inc.ws == nil {
 		return badf("incident %q is not in Sentinel; use Graph names", id)
 	}
+	source, modifiedBy := "admin", u.UPN
+	if silent {
+		// The change time and author stay; the history says what happened.
+		source, modifiedBy = "drift", ""
+		updated, by, from := inc.updated, inc.modifiedBy, e.seqHistory
+		defer func() {
+			inc.updated, inc.modifiedBy = updated, by
+			for i := len(e.history) - 1; i >= 0 && e.history[i].Seq > from; i-- {
+				e.history[i].Source = "drift"
+			}
+		}()
+	}
 	if inc.graphID != "" && view != "sentinel" {
 		p, err := parseGraphPatch(body, true)
 		if err != nil {
 			return err
 		}
-		m := e.mutate(inc, "admin", u.UPN)
+		m := e.mutate(inc, source, u.UPN)
 		p.apply(m)
 		if p.comment != nil && *p.comment != "" {
 			m.addComment("", *p.comment, ownerFromUser(u), false)
 		}
-		m.commit(u.UPN)
+		m.commit(modifiedBy)
 		return nil
 	}
 	return e.sentinelAnalystEdit(inc, u, raw)

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 )
@@ -15,60 +14,7 @@ import (
 // source "drift". A comment, which has its own creation time, is refused. (Alerts a status
 // change resolves get their own new times, as with any change.)
 func (e *Emulator) DriftIncident(tenantKey, id string, body []byte) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
-		return badf("the body must be a JSON object")
-	}
-	if _, ok := raw["comment"]; ok {
-		return badf("a silent change carries no comment (a comment has a time of its own)")
-	}
-	var actor, view string
-	for k, dst := range map[string]*string{"actor": &actor, "view": &view} {
-		if v, ok := raw[k]; ok {
-			if err := json.Unmarshal(v, dst); err != nil {
-				return badf("%s must be a string", k)
-			}
-			delete(raw, k)
-		}
-	}
-	if view != "" && view != "graph" && view != "sentinel" {
-		return badf("view must be graph or sentinel, not %q", view)
-	}
-	body, _ = json.Marshal(raw)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	t, inc, err := e.lookup(tenantKey, id)
-	if err != nil {
-		return err
-	}
-	u, err := t.analyst(actor)
-	if err != nil {
-		return err
-	}
-	if view == "graph" && inc.graphID == "" {
-		return badf("incident %q is not in Defender; use Sentinel names", id)
-	}
-	if view == "sentinel" && inc.ws == nil {
-		return badf("incident %q is not in Sentinel; use Graph names", id)
-	}
-	updated, modifiedBy, from := inc.updated, inc.modifiedBy, e.seqHistory
-	defer func() {
-		inc.updated, inc.modifiedBy = updated, modifiedBy
-		for i := len(e.history) - 1; i >= 0 && e.history[i].Seq > from; i-- {
-			e.history[i].Source = "drift"
-		}
-	}()
-	if inc.graphID != "" && view != "sentinel" {
-		p, err := parseGraphPatch(body, true)
-		if err != nil {
-			return err
-		}
-		m := e.mutate(inc, "drift", u.UPN)
-		p.apply(m)
-		m.commit("")
-		return nil
-	}
-	return e.sentinelAnalystEdit(inc, u, raw)
+	return e.analystEdit(tenantKey, id, body, true)
 }
 
 // serveDrift serves PATCH /_emulator/tenants/{t}/incidents/{id}/drift (DriftIncident) and
