@@ -81,7 +81,8 @@ func TestR2_SentinelWriteBudget_NeverExceededBacklogDrainsPendingShown(t *testin
 	if writes < 2*n {
 		t.Errorf("%d Sentinel writes for %d edits and %d comments", writes, n, n)
 	}
-	t.Logf("R2: %d Sentinel writes (edits and comments of %d incidents) within %d then %g/s; %d of them pending right after the edits", writes, n, burst, rate, pending)
+	t.Logf("R2 figures: %d Sentinel writes (edits and comments of %d incidents) within %d then %g/s; %d of them pending right after the edits; %d requests; sink rows %d",
+		writes, n, burst, rate, pending, len(recs), f.env.Emulator.IngestedTotal("Custom-SocsyncIncidents"))
 }
 
 // TestR3_ServerErrorBursts_EndStateAsIfAppliedOnceOneCommentPerIntent (R3): 30 % of the Graph
@@ -149,7 +150,7 @@ func TestR3_ServerErrorBursts_EndStateAsIfAppliedOnceOneCommentPerIntent(t *test
 	f.settle()
 	f.checkAll(check.Options{})
 	recs = f.requests()
-	t.Logf("R3: %d 5xx and %d cut-off write answers injected over %d requests; %d hub intents (edits and comments) → %d writes taken by the remotes",
+	t.Logf("R3 figures: %d 5xx and %d cut-off write answers injected over %d requests; %d hub intents (edits and comments) → %d writes taken by the remotes",
 		fiveXX, truncated, len(recs), intents, check.Writes(recs))
 }
 
@@ -199,7 +200,8 @@ func TestR4_HungTenant_DeadlinesKeepTheOthersGoing(t *testing.T) {
 	f.faults()
 	f.settle()
 	f.checkAll(check.Options{})
-	t.Logf("R4: %d hung requests ended by socsync's deadlines; %d hub edits of the hung tenant drained after it answered", hangs, len(hungIDs))
+	t.Logf("R4 figures: %d hung requests ended by socsync's deadlines; %d hub edits of the hung tenant drained after it answered; %d requests",
+		hangs, len(hungIDs), len(f.requests()))
 }
 
 // TestR5_TruncatedAndResetPages_RetriedCursorNeverPastUnstoredData (R5): the list pages of a
@@ -259,5 +261,5 @@ func TestR5_TruncatedAndResetPages_RetriedCursorNeverPastUnstoredData(t *testing
 		}
 	}
 	rows := f.env.Emulator.IngestedTotal("Custom-SocsyncIncidents")
-	t.Logf("R5: %d answers cut off or reset over %d requests; %d incidents collected complete; %d sink rows received", cut, len(recs), len(list), rows)
+	t.Logf("R5 figures: %d answers cut off or reset over %d requests; %d incidents collected complete; %d sink rows received", cut, len(recs), len(list), rows)
 }

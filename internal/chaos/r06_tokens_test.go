@@ -74,6 +74,6 @@ func TestR6_TokenExpiryAndAThrottledTokenEndpoint_RefreshBackOffNoTokenInLogs(t 
 	}
 	secrets = append(secrets, env.Info.MultiTenantApp.ClientSecret, env.Info.LogsIngestion.ClientSecret)
 	noTokensIn(t, "the hub's debug log", f.logs.String(), secrets...)
-	t.Logf("R6: %d token 429s absorbed; after expiry %d calls answered 401 before %d new tokens; %d log bytes checked for tokens and %d secrets",
-		token429, expired, tokens, len(f.logs.String()), len(secrets))
+	t.Logf("R6 figures: %d token 429s absorbed; after expiry %d calls answered 401 before %d new tokens; %d requests; %d log bytes checked for tokens and %d secrets",
+		token429, expired, tokens, len(recs), len(f.logs.String()), len(secrets))
 }

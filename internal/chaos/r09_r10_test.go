@@ -79,7 +79,8 @@ func TestR9_SQLiteBusy_PausesRetriesResumes(t *testing.T) {
 		t.Error(err)
 	}
 	busy := strings.Count(f.logs.String(), "SQLITE_BUSY") + strings.Count(f.logs.String(), "database is locked")
-	t.Logf("R9 busy: write lock held 12 s; %d log lines of busy errors; the analyst's edit during it answered %d; %d incidents stored once, database intact", busy, code, n)
+	t.Logf("R9 figures: busy: write lock held 12 s; %d log lines of busy errors; the analyst's edit during it answered %d; %d incidents stored once, database intact; %d requests",
+		busy, code, n, len(f.requests()))
 }
 
 // TestR9_DiskFull_PausesRetriesResumes (R9, disk full): the SQLite database lives on a small
@@ -140,7 +141,8 @@ func TestR9_DiskFull_PausesRetriesResumes(t *testing.T) {
 	if err := integrityCheck(hub.DatabaseDSN(f.env.Config)); err != nil {
 		t.Error(err)
 	}
-	t.Logf("R9 figures: disk full: %d log lines about the full disk; %d incidents stored once after space was freed, database intact", full, n)
+	t.Logf("R9 figures: disk full: %d log lines about the full disk; %d incidents stored once after space was freed, database intact; %d requests",
+		full, n, len(f.requests()))
 }
 
 // diskFullNamespace is set in the environment of a test binary that R9's disk-full test ran again
@@ -191,7 +193,8 @@ func TestR9_PostgresRestart_PausesRetriesResumes(t *testing.T) {
 	f.settle()
 	f.checkAll(check.Options{})
 	lost := strings.Count(f.logs.String(), "connection") + strings.Count(f.logs.String(), "terminating")
-	t.Logf("R9 PostgreSQL: %d restarts (fast, immediate) under load; %d log lines about lost connections; %d incidents stored once", restarts, lost, n)
+	t.Logf("R9 figures: PostgreSQL restart: %d restarts (fast, immediate) under load; %d log lines about lost connections; %d incidents stored once; %d requests",
+		restarts, lost, n, len(f.requests()))
 }
 
 // postgres is a PostgreSQL server of one test's own.
@@ -315,5 +318,6 @@ func TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff(t *testing.T) {
 	if fenced == 0 {
 		t.Error(`replica A never logged "lease lost" after its pauses: its stale writes were not fenced`)
 	}
-	t.Logf("R10: %d pauses of a replica mid-poll for three lease periods; %d stale polls fenced off (\"lease lost\"); no incident stored twice", pauses, fenced)
+	t.Logf("R10 figures: %d pauses of a replica mid-poll for three lease periods; %d stale polls fenced off (\"lease lost\"); no incident stored twice; %d sink rows checked; %d requests",
+		pauses, fenced, env.Emulator.IngestedTotal("Custom-SocsyncIncidents"), len(requests(env.Emulator)))
 }

@@ -91,7 +91,7 @@ func TestR11_DuplicateDeliveries_OneHubChangeAndOneSinkRowPerVersion(t *testing.
 		t.Errorf("re-reads made %d new versions", after-before)
 	}
 	f.checkAll(check.Options{})
-	t.Logf("R11: %d webhook deliveries of 8 alerts; %d sink rows for %d versions, none repeated", deliveries, rows, before)
+	t.Logf("R11 figures: %d webhook deliveries of 8 alerts; %d sink rows for %d versions, none repeated; %d requests", deliveries, rows, before, len(f.requests()))
 }
 
 // TestR12_LateChanges_CaughtWithinTheOverlapAndRepairedByTheFullResync (R12): two changes
@@ -174,7 +174,7 @@ func TestR12_LateChanges_CaughtWithinTheOverlapAndRepairedByTheFullResync(t *tes
 	}
 	f.settle()
 	f.checkAll(check.Options{})
-	t.Logf("R12 figures: a change 2 s before the cursor caught by the 4 s overlap; one 7 s before it missed by %d incremental polls (resync 1 h), then repaired by a full resync (every 2 s after a restart); checkers passed", missedPolls)
+	t.Logf("R12 figures: a change 2 s before the cursor caught by the 4 s overlap; one 7 s before it missed by %d incremental polls (resync 1 h), then repaired by a full resync (every 2 s after a restart); checkers passed; %d requests", missedPolls, len(f.requests()))
 }
 
 // TestR13_ClockSkew_FutureTimestampsFlaggedNeverCursors (R13): the remote's clock runs ten
@@ -222,7 +222,7 @@ func TestR13_ClockSkew_FutureTimestampsFlaggedNeverCursors(t *testing.T) {
 	f.settle()
 	f.checkAll(check.Options{})
 	_, samples := f.cursors.Check()
-	t.Logf("R13 figures: remote clock 10 minutes ahead for 2 new incidents (flagged, never cursors), both changed again after the clock was right and collected; %d cursor samples, none past socsync's clock + 5 min", samples)
+	t.Logf("R13 figures: remote clock 10 minutes ahead for 2 new incidents (flagged, never cursors), both changed again after the clock was right and collected; %d cursor samples, none past socsync's clock + 5 min; %d requests", samples, len(f.requests()))
 }
 
 // TestR17_PagingOverAThousandResultsWithChangesDuringPaging (R17): more than 1,000 incidents
@@ -270,7 +270,7 @@ func TestR17_PagingOverAThousandResultsWithChangesDuringPaging(t *testing.T) {
 	pages := count(f.requests(), func(r emulator.RequestRecord) bool {
 		return r.Method == "GET" && (r.Route == "/v1.0/security/incidents" || strings.HasSuffix(r.Route, "SecurityInsights/incidents"))
 	})
-	t.Logf("R17: %d Defender and %d Sentinel incidents, %d changes during paging, %d list pages read", n, n, changes, pages)
+	t.Logf("R17 figures: %d Defender and %d Sentinel incidents, %d changes during paging, %d list pages read, %d requests", n, n, changes, pages, len(f.requests()))
 }
 
 // TestR19_TenantCanaries_NeverCrossTenants (R19): each tenant's incidents carry a canary
@@ -377,5 +377,5 @@ func TestR19_TenantCanaries_NeverCrossTenants(t *testing.T) {
 		}
 	}
 	f.checkAll(check.Options{})
-	t.Logf("R19: 3 tenants with colliding Graph ids, %d reads and %d cross-tenant probes (all 404 or empty), %d tenant log lines checked", reads, probes, lines)
+	t.Logf("R19 figures: 3 tenants with colliding Graph ids, %d reads and %d cross-tenant probes (all 404 or empty), %d tenant log lines checked; %d requests", reads, probes, lines, len(f.requests()))
 }

@@ -105,7 +105,7 @@ func TestR15_EchoTraps_ZeroWritesCausedByEchoes(t *testing.T) {
 			traps++
 		}
 	}
-	t.Logf("R15: %d real hub edits → %d writes; %d remote respellings of the same values → %d writes, %d new versions",
+	t.Logf("R15 figures: %d real hub edits → %d writes; %d remote respellings of the same values → %d writes, %d new versions",
 		len(targets), check.Writes(afterHub), traps, check.Writes(run)-check.Writes(afterHub), versions(t, f.store())-before)
 }
 

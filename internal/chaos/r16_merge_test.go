@@ -107,6 +107,6 @@ func TestR16_MergeAndRedirect_SourceClosedAndLinkedNeverReopenedPendingWorkMoved
 		}
 	}
 	f.checkAll(check.Options{})
-	t.Logf("R16: 2 merges (one with a pending owner and tag moved to the target), 2 remote reopens of merged sources after %s ignored, 0 writes to merged sources",
-		reopenedAt.Sub(mergedAt).Round(1e8))
+	t.Logf("R16 figures: 2 merges (one with a pending owner and tag moved to the target), 2 remote reopens of merged sources after %s ignored, 0 writes to merged sources; %d requests",
+		reopenedAt.Sub(mergedAt).Round(1e8), len(f.requests()))
 }

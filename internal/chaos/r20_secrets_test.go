@@ -183,6 +183,6 @@ func TestR20_SecretsInInputsAndConfigs_NeverInLogsMetricsErrorsOrPages(t *testin
 		noTokensIn(t, where, text, secrets...)
 		bytes += len(text)
 	}
-	t.Logf("R20: %d secrets and wrong secrets, %d probes with wrong secrets, %d answers and pages, %d KB of logs, answers, audit and sink rows searched",
+	t.Logf("R20 figures: %d secrets and wrong secrets, %d probes with wrong secrets, %d answers and pages, %d KB of logs, answers, audit and sink rows searched",
 		len(secrets), probes, len(seen), bytes/1024)
 }
