@@ -517,6 +517,18 @@ func (e *Engine) record(ctx context.Context, si store.StoredIncident, links []re
 				}
 			}
 		}
+		if state == "in_sync" {
+			// An analyst's edit or a merge may have changed the incident while this plan was
+			// written (they do not wait for the reconciler's claim): what they changed is not
+			// written yet, so it stays pending, in the durable backlog, for the next plan.
+			cur, err := tx.Incident(ctx, si.TenantID, si.ID)
+			if err != nil {
+				return err
+			}
+			if cur.Version != si.Version {
+				state, next = "pending", tx.Now()
+			}
+		}
 		return tx.SetSyncState(ctx, si.TenantID, si.ID, state, next)
 	})
 }
