@@ -312,6 +312,7 @@ func TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff(t *testing.T) {
 		func() *check.Violation { return check.Converged(context.Background(), run, false) },
 	} {
 		if v := c(); v != nil {
+			logOutbox(t, env, v)
 			t.Fatal(v)
 		}
 	}
@@ -320,4 +321,37 @@ func TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff(t *testing.T) {
 	}
 	t.Logf("R10 figures: %d pauses of a replica mid-poll for three lease periods; %d stale polls fenced off (\"lease lost\"); no incident stored twice; %d sink rows checked; %d requests",
 		pauses, fenced, env.Emulator.IngestedTotal("Custom-SocsyncIncidents"), len(requests(env.Emulator)))
+}
+
+// logOutbox logs the outbox rows of the incident a violation names: which versions were
+// written, claimed by whom, and sent or set aside when. (R10 failed once in CI with a joined
+// version that never reached the sink, and has not failed again in runs made to catch it.)
+func logOutbox(t *testing.T, env *hubtest.Env, v *check.Violation) {
+	_, after, ok := strings.Cut(v.Message, "incident ")
+	if !ok {
+		return
+	}
+	id, _, _ := strings.Cut(after, " ")
+	db, err := sql.Open("pgx", hub.DatabaseDSN(env.Config))
+	if err != nil {
+		t.Logf("outbox of %s: %v", id, err)
+		return
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT version, created_at, sent_at, claimed_by, claim_expires_at, failed_at, fail_reason
+		FROM outbox WHERE incident_id = $1 ORDER BY version`, id)
+	if err != nil {
+		t.Logf("outbox of %s: %v", id, err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var version, created, sent, expires, failed int64
+		var by, reason string
+		if rows.Scan(&version, &created, &sent, &by, &expires, &failed, &reason) == nil {
+			at := func(ms int64) string { return time.UnixMilli(ms).Format(time.StampMilli) }
+			t.Logf("outbox %s v%d: created %s, sent %s, claimed by %q until %s, failed %s %q", id, version,
+				at(created), at(sent), by, at(expires), at(failed), reason)
+		}
+	}
 }
