@@ -324,7 +324,7 @@ func TestR10_ReplicaPausedPastItsLease_StaleWritesFencedOff(t *testing.T) {
 }
 
 // logOutbox logs the outbox rows of the incident a violation names: which versions were
-// written, claimed by whom, and sent or set aside when. (R10 failed once in CI with a joined
+// written, claimed by whom, and sent or set aside when. (R10 failed once in CI with a second
 // version that never reached the sink, and has not failed again in runs made to catch it.)
 func logOutbox(t *testing.T, env *hubtest.Env, v *check.Violation) {
 	_, after, ok := strings.Cut(v.Message, "incident ")
