@@ -18,10 +18,7 @@ import (
 // Ctrl-C (SIGINT), and checks that it exits 0 within a bound and leaves no temporary directory.
 func TestBinary_DemoStopsOnSIGINTWithExit0AndRemovesItsTemporaryDirectory(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "socsync")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	tmp := filepath.Join(dir, "tmp") // the demo's temporary directory goes here
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)

@@ -16,10 +16,7 @@ import (
 // TestBinary_StopsGracefullyOnSIGTERM builds socsync and checks the signal path main wires up.
 func TestBinary_StopsGracefullyOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "socsync")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	cfg := filepath.Join(dir, "socsync.yaml")
 	os.WriteFile(cfg, []byte("server:\n  listen: 127.0.0.1:0\ndatabase: sqlite:socsync.db\n"), 0o600)
 	if out, err := exec.Command(bin, "migrate", "--config", cfg).CombinedOutput(); err != nil {
@@ -60,4 +57,14 @@ func TestBinary_StopsGracefullyOnSIGTERM(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("socsync did not stop on SIGTERM")
 	}
+}
+
+// buildBinary builds socsync into dir and returns its path.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "socsync")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
