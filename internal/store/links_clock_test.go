@@ -34,29 +34,8 @@ func eachDialect(t *testing.T, test func(t *testing.T, dsn string)) {
 func testUpsertLinkAfterClockCorrected(t *testing.T, dsn string) {
 	ctx := context.Background()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	st, err := store.Open(ctx, dsn, store.Options{Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SyncTenants(ctx, []store.Tenant{{ID: "t1", Name: "t1"}}, []store.Source{{TenantID: "t1", Kind: store.KindDefender}}); err != nil {
-		t.Fatal(err)
-	}
+	st, incidentID := openSkewed(t, dsn, func() time.Time { return now })
 	src := store.SourceID("t1", store.KindDefender, "")
-	var incidentID string
-	err = st.InTx(ctx, func(tx *store.Tx) error {
-		inc := &incident.Incident{TenantID: "t1", Title: "skewed", Fields: incident.Fields{Status: incident.StatusNew, Severity: incident.SeverityMedium}}
-		_, err := tx.CreateIncident(ctx, inc, "skewed", store.Change{Summary: "test"})
-		incidentID = inc.ID
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// upsert stores an observation of remote incident id with the given change time and
 	// severity, and returns whether it changed the link and what the link holds now.
 	upsert := func(id string, updated time.Time, severity string) (bool, store.Link) {
@@ -109,27 +88,7 @@ func TestUpsertAlert_AChangeAfterTheRemoteClockIsCorrectedIsStored(t *testing.T)
 func testUpsertAlertAfterClockCorrected(t *testing.T, dsn string) {
 	ctx := context.Background()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	st, err := store.Open(ctx, dsn, store.Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SyncTenants(ctx, []store.Tenant{{ID: "t1", Name: "t1"}}, []store.Source{{TenantID: "t1", Kind: store.KindDefender}}); err != nil {
-		t.Fatal(err)
-	}
-	var incidentID string
-	err = st.InTx(ctx, func(tx *store.Tx) error {
-		inc := &incident.Incident{TenantID: "t1", Title: "skewed", Fields: incident.Fields{Status: incident.StatusNew, Severity: incident.SeverityMedium}}
-		_, err := tx.CreateIncident(ctx, inc, "skewed", store.Change{Summary: "test"})
-		incidentID = inc.ID
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, incidentID := openSkewed(t, dsn, func() time.Time { return now })
 	upsert := func(id string, version time.Time, status incident.AlertStatus) (bool, incident.AlertStatus) {
 		t.Helper()
 		a := incident.Alert{TenantID: "t1", RemoteID: id, IncidentID: incidentID, Title: "a", Status: status, Version: version}
@@ -166,4 +125,30 @@ func testUpsertAlertAfterClockCorrected(t *testing.T, dsn string) {
 	if changed, status := upsert("3", now.Add(9*time.Minute), incident.AlertNew); changed || status != incident.AlertResolved {
 		t.Errorf("an older alert version (both stamped ahead) replaced a newer one: changed %v, status %s", changed, status)
 	}
+}
+
+// openSkewed opens a migrated store on clock with tenant t1's Defender source and one
+// incident in it, whose id it returns.
+func openSkewed(t *testing.T, dsn string, clock func() time.Time) (*store.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, store.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SyncTenants(ctx, []store.Tenant{{ID: "t1", Name: "t1"}}, []store.Source{{TenantID: "t1", Kind: store.KindDefender}}); err != nil {
+		t.Fatal(err)
+	}
+	inc := &incident.Incident{TenantID: "t1", Title: "skewed", Fields: incident.Fields{Status: incident.StatusNew, Severity: incident.SeverityMedium}}
+	if err := st.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.CreateIncident(ctx, inc, "skewed", store.Change{Summary: "test"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return st, inc.ID
 }
