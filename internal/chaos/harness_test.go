@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -31,24 +30,6 @@ func pick[T any](short, long_ T) T {
 	return short
 }
 
-// logBuffer collects a hub's log lines (safe for concurrent use).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // skewClock is an emulator clock that can be moved both ways (emulator.Advance only moves
 // forward): the remote's clock for the clock-skew and late-change runs.
 type skewClock struct{ skew atomic.Int64 }
@@ -66,7 +47,7 @@ type faultRun struct {
 	env     *hubtest.Env
 	hub     *hubtest.Running
 	token   string
-	logs    *logBuffer
+	logs    *hubtest.LogBuffer
 	cursors *check.Cursors
 	stalls  *stallWatch
 	run     check.Run
@@ -100,7 +81,7 @@ func (f *faultRun) restart(ho hub.Options) *faultRun {
 
 func startHubWithToken(t *testing.T, env *hubtest.Env, ho hub.Options, token string) *faultRun {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &hubtest.LogBuffer{}
 	if ho.Log == nil {
 		ho.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -375,24 +375,6 @@ func gauge(t *testing.T, reg prometheus.Gatherer, name string) float64 {
 	return 0
 }
 
-// logBuffer collects a forwarder's log lines (written from its goroutine, read by the test).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func matches(m *dto.Metric, want map[string]string) bool {
 	for k, v := range want {
 		found := false

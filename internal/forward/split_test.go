@@ -110,7 +110,7 @@ func TestForward_RowTooLargeEvenAloneIsCutThenSetAsideAndTheOthersAreSent(t *tes
 	r.wire.tooLarge = func(rows []map[string]any) bool {
 		return slices.ContainsFunc(rows, func(m map[string]any) bool { return m["IncidentTitle"] == "poison" })
 	}
-	var logs logBuffer
+	var logs hubtest.LogBuffer
 	r.run(t, forward.Options{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	eventually(t, "the outbox is drained", func() bool { return pending(t, r.st) == 0 })
 

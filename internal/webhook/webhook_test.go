@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,28 +29,10 @@ const (
 	maxBody    = 8 << 10
 )
 
-// logBuffer collects the hub's log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	env    *hubtest.Env
 	h      *hubtest.Running
-	log    *logBuffer
+	log    *hubtest.LogBuffer
 	tenant string
 }
 
@@ -64,7 +45,7 @@ func start(t *testing.T) *fixture {
 	env.Config.Webhooks = []config.Webhook{{Name: "splunk", Kind: "splunk", Tenant: tenant,
 		Token: "env:TEST_SPLUNK_TOKEN", HMACSecret: "env:TEST_SPLUNK_HMAC", MaxBody: maxBody}}
 	secrets := map[string]string{"TEST_SPLUNK_TOKEN": token, "TEST_SPLUNK_HMAC": hmacSecret}
-	lb := &logBuffer{}
+	lb := &hubtest.LogBuffer{}
 	h := env.Start(t, hub.Options{Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Getenv: func(k string) string { return secrets[k] }})
 	return &fixture{env: env, h: h, log: lb, tenant: tenant}
