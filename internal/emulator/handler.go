@@ -200,16 +200,7 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	c.api, c.route, c.p = rt.api, rt.template, params
 	c.identify()
 	plan := e.faultPlan(c)
-	if plan.latency > 0 {
-		t := time.NewTimer(plan.latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-		case <-e.done:
-			t.Stop()
-		}
-	}
+	e.hold(r, plan.latency)
 	if r.Context().Err() != nil {
 		c.rec.Fault = "client-gone"
 		e.logCall(c)
@@ -254,16 +245,7 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt.h(c)
 	e.logCall(c)
-	if plan.after > 0 {
-		t := time.NewTimer(plan.after)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-		case <-e.done:
-			t.Stop()
-		}
-	}
+	e.hold(r, plan.after)
 	switch {
 	case plan.kind == faultTruncate:
 		truncate(w, c.w)
@@ -440,4 +422,18 @@ func (o obj) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// hold waits d, or until the client goes or the emulator closes.
+func (e *Emulator) hold(r *http.Request, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	case <-e.done:
+	}
 }
